@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import os
+import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -22,6 +25,7 @@ from rddm.errors import (
     UnsupportedSensorError,
 )
 from rddm.raw.cfa import CFA_PATTERNS
+from rddm.raw.ciff import ciff_make_model
 
 # LibRaw's `flip` code -> EXIF orientation.
 _FLIP_TO_ORIENTATION = {0: 1, 3: 3, 5: 8, 6: 6}
@@ -201,6 +205,8 @@ def _exif(raw: rawpy.RawPy, path: Path) -> ExifInfo:
 
     info.make = text("Image Make")
     info.model = text("Image Model", "Image UniqueCameraModel")
+    if info.make is None and path.suffix.lower() == ".crw":
+        info.make, info.model = ciff_make_model(path)
     info.lens = text("EXIF LensModel", "MakerNote LensModel") or (raw.lens.model or None)
     info.datetime = text("EXIF DateTimeOriginal", "Image DateTimeOriginal", "Image DateTime")
     other = raw.other
@@ -217,6 +223,58 @@ def _exif(raw: rawpy.RawPy, path: Path) -> ExifInfo:
     return info
 
 
+# What a file that LibRaw refuses really is, by its first bytes (for the error message).
+_IMAGE_MAGIC = (
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"GIF8", "a GIF image"),
+    (b"RIFF", "a RIFF file (WebP/AVI/WAV)"),
+    (b"%PDF", "a PDF document"),
+    (b"PK\x03\x04", "a ZIP archive"),
+)
+RAW_SUFFIXES = frozenset(
+    ".3fr .ari .arw .bay .cr2 .cr3 .crw .dcr .dng .erf .fff .gpr .iiq .k25 .kdc .mef .mos .mrw "
+    ".nef .nrw .orf .pef .raf .raw .rw2 .rwl .sr2 .srf .srw .x3f".split()
+)
+
+
+def _refused(path: Path) -> InputError:
+    """The error for a file LibRaw will not open: not a RAW at all, or a damaged one."""
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+    for magic, kind in _IMAGE_MAGIC:
+        if head.startswith(magic):
+            return NotRawError(f"{path}: {kind}, not a camera RAW file")
+    if path.suffix.lower() in RAW_SUFFIXES:
+        return CorruptRawError(
+            f"{path}: has a RAW file name but LibRaw cannot decode it (truncated or damaged?)"
+        )
+    return NotRawError(f"{path}: not a camera RAW file that LibRaw recognises")
+
+
+@contextlib.contextmanager
+def _captured_stderr():
+    """Keep LibRaw's C-level messages ("Unexpected end of file") off the user's terminal.
+
+    Yields a function returning the distinct messages printed so far, for the error text.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+
+        def messages() -> list[str]:
+            sink.seek(0)
+            lines = sink.read().decode("utf-8", "replace").splitlines()
+            return list(dict.fromkeys(line.split(": ", 1)[-1] for line in lines if line.strip()))
+
+        try:
+            yield messages
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def read_raw(path: str | os.PathLike) -> RawImage:
     """Read a Bayer camera RAW (any format LibRaw knows, CFA DNG included) into a :class:`RawImage`.
 
@@ -229,42 +287,44 @@ def read_raw(path: str | os.PathLike) -> RawImage:
     """
     path = Path(path)
     _check_readable(path)
-    try:
-        raw = rawpy.imread(str(path))
-    except rawpy.LibRawFileUnsupportedError:
-        raise NotRawError(f"{path}: not a camera RAW file that LibRaw recognises") from None
-    except (rawpy.LibRawError, OSError) as error:
-        raise CorruptRawError(f"{path}: cannot open RAW data ({type(error).__name__})") from None
-    with raw:
-        cfa_pattern = _cfa_pattern(raw, path)
+    with _captured_stderr() as libraw_messages:
         try:
-            visible = raw.raw_image_visible.astype(np.float32)
+            raw = rawpy.imread(str(path))
+        except (rawpy.LibRawError, OSError):
+            raise _refused(path) from None
+        try:
+            with raw:
+                return _decode(raw, path)
         except (rawpy.LibRawError, OSError) as error:
-            raise CorruptRawError(
-                f"{path}: RAW data is truncated or damaged ({type(error).__name__})"
-            ) from None
-        pattern_index = raw.raw_pattern
-        per_colour_black = np.asarray(raw.black_level_per_channel, dtype=np.float32)
-        black = per_colour_black[pattern_index]  # (2, 2), one per CFA position
-        white_per_colour = raw.camera_white_level_per_channel
-        white = float(raw.white_level)
-        if white_per_colour is not None and all(w > 0 for w in white_per_colour):
-            white = float(min(white_per_colour))
-        if np.any(white <= black):
-            raise CorruptRawError(f"{path}: white level {white} is not above black level")
-        black_map = np.tile(black, (visible.shape[0] // 2 + 1, visible.shape[1] // 2 + 1))
-        black_map = black_map[: visible.shape[0], : visible.shape[1]]
-        cfa = np.clip((visible - black_map) / (white - black_map), 0.0, 1.0).astype(np.float32)
-        xyz_to_cam, matrix_source = _color_matrix(raw, path)
-        return RawImage(
-            cfa=cfa,
-            cfa_pattern=cfa_pattern,
-            black_level=tuple(float(b) for b in black.reshape(-1)),
-            white_level=white,
-            wb_gains=_wb_gains(raw, path),
-            xyz_to_cam=xyz_to_cam,
-            color_matrix_source=matrix_source,
-            orientation=_FLIP_TO_ORIENTATION.get(int(raw.sizes.flip), 1),
-            exif=_exif(raw, path),
-            path=path,
-        )
+            reason = "; ".join(libraw_messages()) or type(error).__name__
+            raise CorruptRawError(f"{path}: RAW data is truncated or damaged ({reason})") from None
+
+
+def _decode(raw: rawpy.RawPy, path: Path) -> RawImage:
+    cfa_pattern = _cfa_pattern(raw, path)
+    visible = raw.raw_image_visible.astype(np.float32)
+    pattern_index = raw.raw_pattern
+    per_colour_black = np.asarray(raw.black_level_per_channel, dtype=np.float32)
+    black = per_colour_black[pattern_index]  # (2, 2), one per CFA position
+    white_per_colour = raw.camera_white_level_per_channel
+    white = float(raw.white_level)
+    if white_per_colour is not None and all(w > 0 for w in white_per_colour):
+        white = float(min(white_per_colour))
+    if np.any(white <= black):
+        raise CorruptRawError(f"{path}: white level {white} is not above black level")
+    black_map = np.tile(black, (visible.shape[0] // 2 + 1, visible.shape[1] // 2 + 1))
+    black_map = black_map[: visible.shape[0], : visible.shape[1]]
+    cfa = np.clip((visible - black_map) / (white - black_map), 0.0, 1.0).astype(np.float32)
+    xyz_to_cam, matrix_source = _color_matrix(raw, path)
+    return RawImage(
+        cfa=cfa,
+        cfa_pattern=cfa_pattern,
+        black_level=tuple(float(b) for b in black.reshape(-1)),
+        white_level=white,
+        wb_gains=_wb_gains(raw, path),
+        xyz_to_cam=xyz_to_cam,
+        color_matrix_source=matrix_source,
+        orientation=_FLIP_TO_ORIENTATION.get(int(raw.sizes.flip), 1),
+        exif=_exif(raw, path),
+        path=path,
+    )

@@ -1,0 +1,60 @@
+# rddm: the README's two commands are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# The CPU build (this is what a machine without an NVIDIA GPU wants; see README for CUDA).
+TORCH  ?= torch==2.13.0
+STAMP  := $(VENV)/.rddm-installed
+SHARED ?= ../shared/data
+DEMO_OUT ?= out/demo
+
+.PHONY: all demo test lint format system-deps sample clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[model,test]"
+	touch $@
+
+# darktable (real-darktable tests), Xvfb and Lua come from Debian; only root can install them.
+system-deps:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  if ! command -v darktable-cli >/dev/null || ! command -v Xvfb >/dev/null || ! command -v lua5.4 >/dev/null; then \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -q darktable xvfb xauth lua5.4 >/dev/null \
+	    || (apt-get update -q >/dev/null && apt-get install -y -q darktable xvfb xauth lua5.4 >/dev/null); \
+	  fi; \
+	else echo "system-deps: not root or no apt-get; tests that need darktable will be skipped"; fi
+
+demo: $(STAMP)
+	@echo "== rddm info on the bundled sample (a CFA DNG synthesized from Kodak's kodim23)"
+	$(BIN)/rddm info engine/rddm/data/sample.dng
+	@if [ -d "$(SHARED)/srgb-bench/kodak24" ]; then \
+	  echo "== rddm synth: RAW pairs from Kodak24 (4 Bayer patterns, ISO 3200 noise, 512x512 crops)"; \
+	  $(BIN)/rddm synth $(SHARED)/srgb-bench/kodak24 $(DEMO_OUT)/pairs --patterns RGGB BGGR GRBG GBRG \
+	    --iso 3200 --crop 512 --seed 0 --overwrite; \
+	else echo "== $(SHARED) not found: skipping the synthesis demo"; fi
+	@echo "== restoration is not part of this build yet: the model (issue 3) and its trained"
+	@echo "   weights (issue 4) are still to come, so the demo stops at reading and synthesis."
+
+test: $(STAMP) system-deps
+	$(BIN)/ruff check engine ui tests scripts
+	$(BIN)/ruff format --check engine ui tests scripts
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check engine ui tests scripts
+
+format: $(STAMP)
+	$(BIN)/ruff format engine ui tests scripts
+	$(BIN)/ruff check --fix engine ui tests scripts
+
+# Rebuild the bundled sample from Kodak24 (needs ../shared/data); the result is committed.
+sample: $(STAMP)
+	$(BIN)/python scripts/make_sample.py $(SHARED)/srgb-bench/kodak24/kodim23.png engine/rddm/data/sample.dng
+
+clean:
+	rm -rf out .pytest_cache .ruff_cache
