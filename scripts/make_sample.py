@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import argparse
 
+from rddm.io.dng import write_cfa_dng
 from rddm.raw.reader import ExifInfo
 from rddm.synth import SynthConfig, pair_rng, synthesize_pair
 from rddm.synth.dataset import SYNTH_BLACK_LEVEL, SYNTH_WHITE_LEVEL, read_srgb, to_raw_units
-from rddm.io.dng import write_cfa_dng
 
 SEED = 2023
 

@@ -71,8 +71,11 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         ),
     )
     count = len(json.loads(manifest.read_text(encoding="utf-8"))["pairs"])
-    print(json.dumps({"pairs": count, "manifest": str(manifest)}) if args.json else
-          f"{count} pairs written, manifest {manifest}")
+    print(
+        json.dumps({"pairs": count, "manifest": str(manifest)})
+        if args.json
+        else f"{count} pairs written, manifest {manifest}"
+    )
     return EXIT_OK
 
 
@@ -99,11 +102,18 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("src_dir", metavar="SRC_DIR")
     synth.add_argument("out_dir", metavar="OUT_DIR")
     synth.add_argument(
-        "--patterns", nargs="+", default=["RGGB"], type=str.upper,
-        choices=["RGGB", "BGGR", "GRBG", "GBRG"], help="one pair per pattern (default RGGB)",
+        "--patterns",
+        nargs="+",
+        default=["RGGB"],
+        type=str.upper,
+        choices=["RGGB", "BGGR", "GRBG", "GBRG"],
+        help="one pair per pattern (default RGGB)",
     )
     synth.add_argument(
-        "--iso", nargs="+", type=int, metavar="ISO",
+        "--iso",
+        nargs="+",
+        type=int,
+        metavar="ISO",
         help="one pair per ISO with a real camera's darktable noise profile "
         "(default: Brooks et al. noise ranges)",
     )

@@ -48,17 +48,17 @@ def camera_to_srgb_matrix(xyz_to_cam: np.ndarray) -> np.ndarray:
 def srgb_encode(linear: np.ndarray) -> np.ndarray:
     """sRGB transfer curve (OETF): linear [0, 1] -> encoded [0, 1]."""
     linear = np.clip(linear, 0.0, 1.0)
-    return np.where(
-        linear <= 0.0031308, 12.92 * linear, 1.055 * np.power(linear, 1 / 2.4) - 0.055
-    ).astype(np.float32)
+    return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * np.power(linear, 1 / 2.4) - 0.055).astype(
+        np.float32
+    )
 
 
 def srgb_decode(encoded: np.ndarray) -> np.ndarray:
     """Inverse sRGB transfer curve: encoded [0, 1] -> linear [0, 1]."""
     encoded = np.clip(encoded, 0.0, 1.0)
-    return np.where(
-        encoded <= 0.04045, encoded / 12.92, np.power((encoded + 0.055) / 1.055, 2.4)
-    ).astype(np.float32)
+    return np.where(encoded <= 0.04045, encoded / 12.92, np.power((encoded + 0.055) / 1.055, 2.4)).astype(
+        np.float32
+    )
 
 
 def normalize_wb_gains(wb_gains) -> np.ndarray:

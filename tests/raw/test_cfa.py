@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
 from rddm.raw.cfa import (
     CFA_PATTERNS,
     mosaic_rgb,
@@ -47,9 +46,7 @@ def test_planes_hold_r_gr_gb_b_for_every_pattern(pattern):
     np.testing.assert_array_equal(planes[3], rgb[1 - red_row :: 2, pattern.index("B") % 2 :: 2, 2])
     # Gr shares rows with red, Gb with blue.
     np.testing.assert_array_equal(planes[1], rgb[red_row::2, 1 - pattern.index("R") % 2 :: 2, 1])
-    np.testing.assert_array_equal(
-        planes[2], rgb[1 - red_row :: 2, 1 - pattern.index("B") % 2 :: 2, 1]
-    )
+    np.testing.assert_array_equal(planes[2], rgb[1 - red_row :: 2, 1 - pattern.index("B") % 2 :: 2, 1])
 
 
 def test_pack_works_on_torch_batches_and_keeps_gradients():

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-
 from rddm.errors import CorruptRawError, InputError, NotRawError
 from rddm.raw import read_raw
+
 from tests.conftest import SHARED_DATA, shared_data
 
 REAL_RAWS = sorted(
@@ -107,7 +107,11 @@ def test_random_bytes_without_raw_name(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "name", ["raw/native/canon_eos_d30_imagemeta.CRW", "raw/gopro_crops/gopro_hero6_GOPR0024_crop_RGGB.dng"]
+    "name",
+    [
+        "raw/native/canon_eos_d30_imagemeta.CRW",
+        "raw/gopro_crops/gopro_hero6_GOPR0024_crop_RGGB.dng",
+    ],
 )
 @pytest.mark.parametrize("fraction", [0.5, 0.02])
 def test_truncated_raw_is_corrupt_and_libraw_stays_quiet(name, fraction, tmp_path, capfd):
@@ -129,7 +133,7 @@ def test_directory_and_missing_path(tmp_path):
     assert _listing(tmp_path) == []
 
 
-@pytest.mark.parametrize("name", ["my photo.dng", "it's \"quoted\" $HOME `x`.dng", "été 東京 ü.dng"])
+@pytest.mark.parametrize("name", ["my photo.dng", 'it\'s "quoted" $HOME `x`.dng', "été 東京 ü.dng"])
 def test_hostile_path_names(name, tmp_path):
     source = shared_data("raw/plain/isp_mushfiqulalam_nikon/DSC_1339_768x512_rggb.dng")
     target = tmp_path / name

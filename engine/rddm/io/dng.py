@@ -59,7 +59,7 @@ def _text(code: int, text: str) -> Tag:
     return (code, _ASCII, 0, text.encode("utf-8"), True)
 
 
-def exif_tags(exif: ExifInfo | None) -> list[Tag]:
+def _exif_tags(exif: ExifInfo | None) -> list[Tag]:
     """The shooting facts of ``exif`` as EXIF sub-IFD tags (empty when there are none)."""
     if exif is None:
         return []
@@ -119,10 +119,11 @@ def _append_exif_ifd(path: Path, tags: list[Tag]) -> None:
         handle.write(struct.pack("<HHII", _EXIF_IFD, _LONG, 1, start))
 
 
-def _unique_camera_model(exif: ExifInfo) -> str:
-    make, model = exif.make or "", exif.model or ""
-    name = model if model.startswith(make) else f"{make} {model}"
-    return name.strip() or "rddm"
+def _camera_tags(exif: ExifInfo) -> list[Tag]:
+    """Make, Model and UniqueCameraModel; rawspeed (darktable) rejects a DNG without Make."""
+    make, model = exif.make or "rddm", exif.model or "unknown camera"
+    unique = model if model.startswith(make) else f"{make} {model}"
+    return [_text(271, make), _text(272, model), _text(50708, unique)]
 
 
 def metadata_tags(
@@ -144,8 +145,7 @@ def metadata_tags(
     return [
         (50706, _BYTE, 4, _DNG_VERSION, True),  # DNGVersion
         (50707, _BYTE, 4, _DNG_BACKWARD_VERSION, True),  # DNGBackwardVersion
-        _text(50708, _unique_camera_model(exif)),  # UniqueCameraModel
-        *[_text(code, text) for code, text in ((271, exif.make), (272, exif.model)) if text],
+        *_camera_tags(exif),
         (274, _SHORT, 1, orientation, True),  # Orientation
         (50721, _SRATIONAL, 9, _rationals(matrix), True),  # ColorMatrix1
         (50778, _SHORT, 1, _ILLUMINANT_D65, True),  # CalibrationIlluminant1
@@ -168,7 +168,7 @@ def _write_dng(
     exif: ExifInfo | None,
     overwrite: bool,
 ) -> Path:
-    shooting_facts = exif_tags(exif)
+    shooting_facts = _exif_tags(exif)
     placeholder = [(_EXIF_PLACEHOLDER, _LONG, 1, 0, True)] if shooting_facts else []
 
     def write(temp: Path) -> None:

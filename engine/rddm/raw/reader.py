@@ -293,16 +293,21 @@ def read_raw(path: str | os.PathLike) -> RawImage:
         except (rawpy.LibRawError, OSError):
             raise _refused(path) from None
         try:
-            with raw:
-                return _decode(raw, path)
+            cfa_pattern = _cfa_pattern(raw, path)
+            visible = raw.raw_image_visible.astype(np.float32)
         except (rawpy.LibRawError, OSError) as error:
+            raw.close()
             reason = "; ".join(libraw_messages()) or type(error).__name__
             raise CorruptRawError(f"{path}: RAW data is truncated or damaged ({reason})") from None
+        except InputError:
+            raw.close()
+            raise
+    with raw:  # metadata only from here: warnings reach the user's stderr again
+        return _decode(raw, path, cfa_pattern, visible)
 
 
-def _decode(raw: rawpy.RawPy, path: Path) -> RawImage:
-    cfa_pattern = _cfa_pattern(raw, path)
-    visible = raw.raw_image_visible.astype(np.float32)
+def _decode(raw: rawpy.RawPy, path: Path, cfa_pattern: str, visible: np.ndarray) -> RawImage:
+    """Normalise the visible mosaic and gather the metadata of an unpacked RAW."""
     pattern_index = raw.raw_pattern
     per_colour_black = np.asarray(raw.black_level_per_channel, dtype=np.float32)
     black = per_colour_black[pattern_index]  # (2, 2), one per CFA position

@@ -119,7 +119,12 @@ class _Job:
         name = f"{task.source.stem}_{task.cfa_pattern}" + (f"_iso{task.iso}" if task.iso else "")
         lq_path, hq_path = self.out_dir / f"{name}_lq.dng", self.out_dir / f"{name}_hq.tiff"
         write_pair(pair, lq_path, hq_path, overwrite=self.overwrite)
-        return {"source": str(task.source), "lq": lq_path.name, "hq": hq_path.name, **pair.metadata()}
+        return {
+            "source": str(task.source),
+            "lq": lq_path.name,
+            "hq": hq_path.name,
+            **pair.metadata(),
+        }
 
 
 def synthesize_directory(

@@ -27,14 +27,14 @@ _PROFILE_LOCATIONS = (
 )
 
 # Median (shot, read) over every camera profile within 1/6 stop of each ISO in darktable 4.2.1's
-# noiseprofiles.json (7045 profiles, 374 cameras), per R, G, B. They define rddm's named noise
+# noiseprofiles.json (6854 complete profiles, 364 cameras), per R, G, B. They define rddm's named noise
 # levels so evaluation is the same with or without darktable installed
 # (tests/synth/test_noise.py recomputes them from the file when it is present).
 REFERENCE_ISO_NOISE: dict[int, tuple[tuple[float, ...], tuple[float, ...]]] = {
-    100: ((6.857e-06, 3.381e-06, 6.120e-06), (5.661e-09, 3.438e-09, 6.937e-09)),
-    800: ((4.037e-05, 1.929e-05, 3.469e-05), (7.563e-08, 4.695e-08, 8.457e-08)),
-    3200: ((1.451e-04, 7.262e-05, 1.352e-04), (4.417e-07, 3.222e-07, 4.732e-07)),
-    12800: ((5.141e-04, 2.502e-04, 4.493e-04), (1.985e-06, 1.825e-06, 2.220e-06)),
+    100: ((6.869e-06, 3.359e-06, 6.313e-06), (6.077e-09, 3.664e-09, 7.314e-09)),
+    800: ((4.066e-05, 1.918e-05, 3.570e-05), (7.389e-08, 4.584e-08, 8.787e-08)),
+    3200: ((1.471e-04, 7.194e-05, 1.386e-04), (4.373e-07, 3.176e-07, 4.942e-07)),
+    12800: ((5.179e-04, 2.502e-04, 4.525e-04), (1.958e-06, 1.791e-06, 2.237e-06)),
 }
 NOISE_LEVELS: dict[str, int | None] = {"none": None, "low": 800, "mid": 3200, "high": 12800}
 
@@ -74,7 +74,8 @@ def load_noise_profiles(path: str | None = None) -> tuple[NoiseParams, ...]:
         for model in maker.get("models", []):
             for profile in model.get("profiles", []):
                 shot, read = profile.get("a"), profile.get("b")
-                if not (shot and read and len(shot) == 3 and len(read) == 3):
+                # Some entries are incomplete (a zero channel): they are not a usable profile.
+                if not (shot and read and len(shot) == 3 and len(read) == 3 and min(shot) > 0):
                     continue
                 profiles.append(
                     NoiseParams(
@@ -117,9 +118,7 @@ def sample_range_noise(
     return NoiseParams(shot=(shot,) * 3, read=(read,) * 3, source="range")
 
 
-def add_noise(
-    cfa: np.ndarray, cfa_pattern: str, noise: NoiseParams, rng: np.random.Generator
-) -> np.ndarray:
+def add_noise(cfa: np.ndarray, cfa_pattern: str, noise: NoiseParams, rng: np.random.Generator) -> np.ndarray:
     """Add Poisson (shot) plus Gaussian (read) noise to a clean ``(H, W)`` mosaic in [0, 1].
 
     Returns float32, clipped to [0, 1] like a black-subtracted, white-scaled real RAW.
@@ -129,6 +128,8 @@ def add_noise(
     channel = channel[:height, :width]
     shot = np.asarray(noise.shot, dtype=np.float64)[channel]
     read = np.asarray(noise.read, dtype=np.float64)[channel]
+    if np.any(shot <= 0):
+        raise ValueError(f"shot noise must be positive, got {noise.shot}")
     signal = np.clip(cfa.astype(np.float64), 0.0, None)
     photons = rng.poisson(signal / shot) * shot
     noisy = photons + rng.normal(0.0, 1.0, size=cfa.shape) * np.sqrt(read)
