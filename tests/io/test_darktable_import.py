@@ -11,7 +11,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from rddm.color import camera_to_srgb_matrix, srgb_decode
 from rddm.io import write_cfa_dng, write_linear_dng
 from rddm.io.images import upright
@@ -38,11 +37,26 @@ def _export(source: Path) -> tuple[np.ndarray, str]:
     target = source.with_suffix(".jpg")
     with tempfile.TemporaryDirectory() as config:
         done = subprocess.run(
-            ["timeout", "-s", "KILL", "120", _darktable_cli(), str(source), str(target),
-             "--core", "--configdir", config, "--library", ":memory:",
-             "--conf", "write_sidecar_files=never"],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            [
+                "timeout",
+                "-s",
+                "KILL",
+                "120",
+                _darktable_cli(),
+                str(source),
+                str(target),
+                "--core",
+                "--configdir",
+                config,
+                "--library",
+                ":memory:",
+                "--conf",
+                "write_sidecar_files=never",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert target.exists(), output
@@ -73,9 +87,13 @@ def _assert_neutral(rgb: np.ndarray, what: str) -> None:
 def test_linear_dng_renders_neutral_and_in_colour(tmp_path, exif, xyz_to_cam, wb_gains):
     labels, balanced = _patches()
     source = write_linear_dng(
-        tmp_path / "restored.dng", balanced, wb_gains=wb_gains, xyz_to_cam=xyz_to_cam,
-        exif=exif, orientation=6,
-    )  # fmt: skip
+        tmp_path / "restored.dng",
+        balanced,
+        wb_gains=wb_gains,
+        xyz_to_cam=xyz_to_cam,
+        exif=exif,
+        orientation=6,
+    )
     pixels, output = _export(source)
     assert not TROUBLE.search(output), output
     labels = upright(labels[..., None], 6)[..., 0]  # darktable honours the orientation tag
@@ -97,9 +115,15 @@ def test_cfa_dng_opens(tmp_path, exif, xyz_to_cam, wb_gains):
     black, white = 512, 16383
     cfa = np.round(black + mosaic_rgb(camera_rgb, "GRBG") * (white - black)).astype(np.uint16)
     source = write_cfa_dng(
-        tmp_path / "mosaic.dng", cfa, "GRBG", black_level=black, white_level=white,
-        xyz_to_cam=xyz_to_cam, wb_gains=wb_gains, exif=exif,
-    )  # fmt: skip
+        tmp_path / "mosaic.dng",
+        cfa,
+        "GRBG",
+        black_level=black,
+        white_level=white,
+        xyz_to_cam=xyz_to_cam,
+        wb_gains=wb_gains,
+        exif=exif,
+    )
     pixels, output = _export(source)
     assert not TROUBLE.search(output), output
     assert pixels.shape[:2] == labels.shape

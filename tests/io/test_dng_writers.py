@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import rawpy
 import tifffile
-
 from rddm.errors import LinearRawError
 from rddm.io import write_cfa_dng, write_linear_dng
 from rddm.raw import CFA_PATTERNS, read_raw
@@ -25,9 +24,16 @@ def _mosaic(shape: tuple[int, int], seed: int = 0) -> np.ndarray:
 def test_cfa_dng_round_trip(tmp_path, exif, xyz_to_cam, wb_gains, pattern, shape):
     cfa = _mosaic(shape)
     path = write_cfa_dng(
-        tmp_path / "mosaic.dng", cfa, pattern, black_level=BLACK, white_level=WHITE,
-        xyz_to_cam=xyz_to_cam, wb_gains=wb_gains, exif=exif, orientation=6,
-    )  # fmt: skip
+        tmp_path / "mosaic.dng",
+        cfa,
+        pattern,
+        black_level=BLACK,
+        white_level=WHITE,
+        xyz_to_cam=xyz_to_cam,
+        wb_gains=wb_gains,
+        exif=exif,
+        orientation=6,
+    )
     with rawpy.imread(str(path)) as raw:
         np.testing.assert_array_equal(raw.raw_image_visible, cfa)
         colours = raw.color_desc.decode()
@@ -74,9 +80,13 @@ def _balanced_image(height: int = 24, width: int = 32) -> np.ndarray:
 def test_linear_dng_tags_and_values(tmp_path, exif, xyz_to_cam, wb_gains):
     balanced = _balanced_image()
     path = write_linear_dng(
-        tmp_path / "restored.dng", balanced, wb_gains=(4.0, 2.0, 3.0),  # scaled gains: green = 1
-        xyz_to_cam=xyz_to_cam, exif=exif, orientation=8,
-    )  # fmt: skip
+        tmp_path / "restored.dng",
+        balanced,
+        wb_gains=(4.0, 2.0, 3.0),  # scaled gains: green = 1
+        xyz_to_cam=xyz_to_cam,
+        exif=exif,
+        orientation=8,
+    )
     with tifffile.TiffFile(path) as tif:
         page = tif.pages[0]
         tags = {tag.name: tag.value for tag in page.tags}
@@ -101,9 +111,12 @@ def test_linear_dng_tags_and_values(tmp_path, exif, xyz_to_cam, wb_gains):
 
 def test_linear_dng_exif_sub_ifd(tmp_path, exif, xyz_to_cam, wb_gains):
     path = write_linear_dng(
-        tmp_path / "restored.dng", _balanced_image(), wb_gains=wb_gains,
-        xyz_to_cam=xyz_to_cam, exif=exif,
-    )  # fmt: skip
+        tmp_path / "restored.dng",
+        _balanced_image(),
+        wb_gains=wb_gains,
+        xyz_to_cam=xyz_to_cam,
+        exif=exif,
+    )
     with open(path, "rb") as handle:
         tags = {name: str(value) for name, value in exifread.process_file(handle).items()}
     assert tags["EXIF ISOSpeedRatings"] == "800"

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import tifffile
 from PIL import Image, ImageCms
-
 from rddm.color import render_srgb, to_uint
 from rddm.io import (
     FORMAT_SUFFIXES,
@@ -64,9 +63,7 @@ def test_jpeg_size_and_quality(tmp_path, srgb):
 
 def test_write_output_renders_neutrally(tmp_path, xyz_to_cam, wb_gains):
     balanced = np.random.default_rng(2).random((12, 16, 3), dtype=np.float32)
-    path = write_output(
-        tmp_path / "out.png", balanced, "png", wb_gains=wb_gains, xyz_to_cam=xyz_to_cam
-    )
+    path = write_output(tmp_path / "out.png", balanced, "png", wb_gains=wb_gains, xyz_to_cam=xyz_to_cam)
     np.testing.assert_array_equal(_read_png(path), to_uint(render_srgb(balanced, xyz_to_cam), 8))
 
 
@@ -75,9 +72,13 @@ def test_orientation_6_turns_pictures_upright(tmp_path, xyz_to_cam, wb_gains, fm
     balanced = np.zeros((40, 60, 3), dtype=np.float32)
     balanced[:10, :10] = 1.0  # white marker at the stored top-left
     path = write_output(
-        tmp_path / f"out{FORMAT_SUFFIXES[fmt]}", balanced, fmt,
-        wb_gains=wb_gains, xyz_to_cam=xyz_to_cam, orientation=6,
-    )  # fmt: skip
+        tmp_path / f"out{FORMAT_SUFFIXES[fmt]}",
+        balanced,
+        fmt,
+        wb_gains=wb_gains,
+        xyz_to_cam=xyz_to_cam,
+        orientation=6,
+    )
     pixels = tifffile.imread(path) if fmt == "tiff" else np.asarray(Image.open(path))
     assert pixels.shape[:2] == (60, 40)
     # Orientation 6 is shown turned 90 degrees clockwise: the stored top-left goes top-right.
@@ -87,9 +88,13 @@ def test_orientation_6_turns_pictures_upright(tmp_path, xyz_to_cam, wb_gains, fm
 def test_dng_keeps_orientation_as_a_tag(tmp_path, xyz_to_cam, wb_gains):
     balanced = np.zeros((40, 60, 3), dtype=np.float32)
     path = write_output(
-        tmp_path / "out.dng", balanced, "dng",
-        wb_gains=wb_gains, xyz_to_cam=xyz_to_cam, orientation=6,
-    )  # fmt: skip
+        tmp_path / "out.dng",
+        balanced,
+        "dng",
+        wb_gains=wb_gains,
+        xyz_to_cam=xyz_to_cam,
+        orientation=6,
+    )
     with tifffile.TiffFile(path) as tif:
         assert tif.pages[0].shape == (40, 60, 3)
         assert tif.pages[0].tags["Orientation"].value == 6
@@ -98,13 +103,16 @@ def test_dng_keeps_orientation_as_a_tag(tmp_path, xyz_to_cam, wb_gains):
 def test_unknown_format(tmp_path, xyz_to_cam, wb_gains):
     with pytest.raises(ValueError, match="expected one of dng, tiff, png, jpeg"):
         write_output(
-            tmp_path / "out.webp", np.zeros((4, 4, 3)), "webp",
-            wb_gains=wb_gains, xyz_to_cam=xyz_to_cam,
-        )  # fmt: skip
+            tmp_path / "out.webp",
+            np.zeros((4, 4, 3)),
+            "webp",
+            wb_gains=wb_gains,
+            xyz_to_cam=xyz_to_cam,
+        )
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("name", ["with space", "it's \"quoted\"", "façade_夜景", "-dash $HOME"])
+@pytest.mark.parametrize("name", ["with space", 'it\'s "quoted"', "façade_夜景", "-dash $HOME"])
 @pytest.mark.parametrize("fmt", SUPPORTED_FORMATS)
 def test_awkward_file_names(tmp_path, xyz_to_cam, wb_gains, name, fmt):
     folder = tmp_path / name

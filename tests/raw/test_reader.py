@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tifffile
 from PIL import Image
 from rddm.errors import CorruptRawError, InputError, NotRawError
 from rddm.raw import read_raw
@@ -141,3 +142,18 @@ def test_hostile_path_names(name, tmp_path):
     assert read_raw(target).cfa_pattern == "RGGB"
     with pytest.raises(InputError, match="no such file"):
         read_raw(tmp_path / ("missing " + name))
+
+
+def test_x_trans_mosaic_is_refused_as_unsupported(tmp_path):
+    from rddm.errors import UnsupportedSensorError
+    from rddm.io.dng import metadata_tags
+
+    xtrans = [1, 1, 0, 1, 1, 2, 1, 1, 2, 1, 1, 0, 2, 0, 1, 0, 2, 1]
+    xtrans += [1, 1, 2, 1, 1, 0, 1, 1, 0, 1, 1, 2, 0, 2, 1, 2, 0, 1]
+    tags = metadata_tags(wb_gains=(2, 1, 1.5), xyz_to_cam=np.eye(3), exif=None, orientation=1)
+    tags += [(33421, 3, 2, (6, 6), True), (33422, 1, 36, xtrans, True), (50717, 4, 1, 4095, True)]
+    mosaic = (np.random.default_rng(0).uniform(size=(96, 96)) * 4000).astype(np.uint16)
+    path = tmp_path / "fuji.dng"
+    tifffile.imwrite(path, mosaic, photometric=32803, subfiletype=0, extratags=tags)
+    with pytest.raises(UnsupportedSensorError, match="X-Trans sensor .CFA 6x6. is not supported"):
+        read_raw(path)

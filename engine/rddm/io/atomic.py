@@ -7,7 +7,6 @@ a crash leaves at most a hidden ``.*.tmp*`` file, and an existing file is never 
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import secrets
 from collections.abc import Callable
@@ -72,10 +71,9 @@ def _move_no_clobber(temp: Path, path: Path) -> None:
         os.link(temp, path)  # fails with EEXIST instead of replacing: no race with another writer
     except FileExistsError:
         raise _exists_error(path) from None
-    except OSError as error:
-        if error.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
-            raise
-        # File systems without hard links (FAT, some network shares): check, then replace.
+    except OSError:
+        # No hard links here (FAT, some network shares): check, then replace. Only a file
+        # appearing between the two steps can still be lost, which is as good as it gets there.
         if os.path.lexists(path):
             raise _exists_error(path) from None
         os.replace(temp, path)

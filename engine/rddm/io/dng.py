@@ -38,6 +38,8 @@ _EXIF_PLACEHOLDER = _EXIF_IFD - 1
 
 # (code, field type, count, value, write once): what tifffile.imwrite takes as ``extratags``.
 Tag = tuple[int, int, int, Any, bool]
+# (code, field type, count, little-endian value bytes): an entry of the EXIF IFD written here.
+Entry = tuple[int, int, int, bytes]
 
 # ExifInfo attribute -> tag in the EXIF sub-IFD.
 _EXIF_TEXT = {"datetime": 36867, "lens": 42036}  # DateTimeOriginal, LensModel
@@ -59,44 +61,28 @@ def _text(code: int, text: str) -> Tag:
     return (code, _ASCII, 0, text.encode("utf-8"), True)
 
 
-def _exif_tags(exif: ExifInfo | None) -> list[Tag]:
-    """The shooting facts of ``exif`` as EXIF sub-IFD tags (empty when there are none)."""
-    if exif is None:
-        return []
-    tags = [
-        _text(code, getattr(exif, name)) for name, code in _EXIF_TEXT.items() if getattr(exif, name)
-    ]
+def _exif_entries(exif: ExifInfo | None) -> list[Entry]:
+    """The shooting facts of ``exif`` as EXIF sub-IFD entries, sorted (empty when there are none)."""
+    entries: list[Entry] = []
+    for name, code in _EXIF_TEXT.items():
+        if text := getattr(exif, name, None):
+            value = text.encode("utf-8") + b"\0"
+            entries.append((code, _ASCII, len(value), value))
     for name, code in _EXIF_RATIONAL.items():
-        if getattr(exif, name):
-            tags.append((code, _RATIONAL, 1, _rationals(getattr(exif, name)), True))
-    if exif.iso:
-        tags.append((_ISO_SPEED, _SHORT, 1, min(round(exif.iso), 65535), True))
-    if tags:
-        tags.append((36864, _UNDEFINED, 4, b"0231", True))  # ExifVersion 2.31
-    return sorted(tags)
+        if number := getattr(exif, name, None):
+            entries.append((code, _RATIONAL, 1, struct.pack("<2I", *_rationals(number))))
+    if iso := getattr(exif, "iso", None):
+        entries.append((_ISO_SPEED, _SHORT, 1, struct.pack("<H", min(round(iso), 65535))))
+    if entries:
+        entries.append((36864, _UNDEFINED, 4, b"0231"))  # ExifVersion 2.31
+    return sorted(entries)
 
 
-def _packed(tag: Tag) -> tuple[int, int, int, bytes]:
-    """(code, type, count, little-endian value bytes) of one of the tags :func:`exif_tags` makes."""
-    code, field_type, _, value, _ = tag
-    if isinstance(value, bytes):
-        value += b"\0" if field_type == _ASCII else b""
-        return code, field_type, len(value), value
-    numbers = [int(n) for n in np.ravel(value)]
-    count = len(numbers) // 2 if field_type == _RATIONAL else len(numbers)
-    return (
-        code,
-        field_type,
-        count,
-        struct.pack(f"<{len(numbers)}{'H' if field_type == _SHORT else 'I'}", *numbers),
-    )
-
-
-def _ifd_bytes(tags: list[Tag], start: int) -> bytes:
-    """A little-endian TIFF IFD of (sorted) ``tags`` and their values, for file offset ``start``."""
-    values_start = start + 2 + 12 * len(tags) + 4
-    table, values = [struct.pack("<H", len(tags))], b""
-    for code, field_type, count, value in map(_packed, tags):
+def _ifd_bytes(entries: list[Entry], start: int) -> bytes:
+    """A little-endian TIFF IFD of (sorted) ``entries`` and their values, for file offset ``start``."""
+    values_start = start + 2 + 12 * len(entries) + 4
+    table, values = [struct.pack("<H", len(entries))], b""
+    for code, field_type, count, value in entries:
         if len(value) <= 4:
             field = value.ljust(4, b"\0")
         else:
@@ -107,14 +93,14 @@ def _ifd_bytes(tags: list[Tag], start: int) -> bytes:
     return b"".join(table) + values
 
 
-def _append_exif_ifd(path: Path, tags: list[Tag]) -> None:
+def _append_exif_ifd(path: Path, entries: list[Entry]) -> None:
     """Write the EXIF IFD at the end of the file and turn IFD0's placeholder into its ExifTag."""
     with tifffile.TiffFile(path, mode="r+") as tif:
         placeholder = tif.pages[0].tags[_EXIF_PLACEHOLDER]
         handle = tif.filehandle
         handle.seek(0, os.SEEK_END)
         start = handle.tell() + handle.tell() % 2
-        handle.write(b"\0" * (start - handle.tell()) + _ifd_bytes(tags, start))
+        handle.write(b"\0" * (start - handle.tell()) + _ifd_bytes(entries, start))
         handle.seek(placeholder.offset)
         handle.write(struct.pack("<HHII", _EXIF_IFD, _LONG, 1, start))
 
@@ -168,7 +154,7 @@ def _write_dng(
     exif: ExifInfo | None,
     overwrite: bool,
 ) -> Path:
-    shooting_facts = _exif_tags(exif)
+    shooting_facts = _exif_entries(exif)
     placeholder = [(_EXIF_PLACEHOLDER, _LONG, 1, 0, True)] if shooting_facts else []
 
     def write(temp: Path) -> None:
@@ -218,17 +204,16 @@ def write_cfa_dng(
     black = np.broadcast_to(np.asarray(black_level, dtype=np.float64).reshape(-1), (4,))
     if black.min() < 0 or not black.max() < white_level <= 65535:
         raise ValueError(f"need 0 <= black {black.tolist()} < white {white_level} <= 65535")
+    colour_indices = color_index_map(check_pattern(cfa_pattern)).ravel().tolist()
     tags = [
         (33421, _SHORT, 2, (2, 2), True),  # CFARepeatPatternDim
-        (33422, _BYTE, 4, color_index_map(check_pattern(cfa_pattern)).ravel().tolist(), True),
-        (50710, _BYTE, 3, (0, 1, 2), True),  # CFAPlaneColor: the indices above are R, G, B
+        (33422, _BYTE, 4, colour_indices, True),  # CFAPattern: 0, 1, 2 per 2x2 position
+        (50710, _BYTE, 3, (0, 1, 2), True),  # CFAPlaneColor: 0, 1, 2 mean R, G, B
         (50711, _SHORT, 1, 1, True),  # CFALayout: rectangular
         (50713, _SHORT, 2, (2, 2), True),  # BlackLevelRepeatDim: one black per CFA position
         *_level_tags(black.tolist(), [white_level]),
     ]
-    tags += metadata_tags(
-        wb_gains=wb_gains, xyz_to_cam=xyz_to_cam, exif=exif, orientation=orientation
-    )
+    tags += metadata_tags(wb_gains=wb_gains, xyz_to_cam=xyz_to_cam, exif=exif, orientation=orientation)
     return _write_dng(path, cfa, _PHOTOMETRIC_CFA, tags, exif, overwrite)
 
 
@@ -259,7 +244,5 @@ def write_linear_dng(
         raise ValueError(f"balanced_rgb must be (H, W, 3), got {rgb.shape}")
     camera_rgb = to_uint(rgb / normalize_wb_gains(wb_gains).astype(np.float32), 16)
     tags = _level_tags([0, 0, 0], [65535] * 3)
-    tags += metadata_tags(
-        wb_gains=wb_gains, xyz_to_cam=xyz_to_cam, exif=exif, orientation=orientation
-    )
+    tags += metadata_tags(wb_gains=wb_gains, xyz_to_cam=xyz_to_cam, exif=exif, orientation=orientation)
     return _write_dng(path, camera_rgb, _PHOTOMETRIC_LINEAR_RAW, tags, exif, overwrite)

@@ -69,9 +69,7 @@ def _write_encoded(
     return atomic_write(path, encoded.tofile, overwrite=overwrite)
 
 
-def write_png(
-    path: str | os.PathLike, srgb: np.ndarray, *, bits: int = 8, overwrite: bool = False
-) -> Path:
+def write_png(path: str | os.PathLike, srgb: np.ndarray, *, bits: int = 8, overwrite: bool = False) -> Path:
     """Write ``(H, W, 3)`` encoded sRGB in [0, 1] as an 8- or 16-bit RGB PNG."""
     return _write_encoded(path, to_uint(_check_image(srgb, "srgb"), bits), ".png", [], overwrite)
 
@@ -118,9 +116,7 @@ def write_output(
     """
     name = str(fmt).lower()
     if name not in SUPPORTED_FORMATS:
-        raise ValueError(
-            f"unknown output format {fmt!r}: expected one of {', '.join(SUPPORTED_FORMATS)}"
-        )
+        raise ValueError(f"unknown output format {fmt!r}: expected one of {', '.join(SUPPORTED_FORMATS)}")
     rgb = _check_image(balanced_rgb, "balanced_rgb")
     if name == "dng":
         return write_linear_dng(

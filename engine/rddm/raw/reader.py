@@ -30,6 +30,7 @@ from rddm.raw.ciff import ciff_make_model
 # LibRaw's `flip` code -> EXIF orientation.
 _FLIP_TO_ORIENTATION = {0: 1, 3: 3, 5: 8, 6: 6}
 _DNG_ILLUMINANT_D65 = 21
+_LINEAR_RAW = 34892  # DNG PhotometricInterpretation of demosaiced data
 
 
 @dataclasses.dataclass
@@ -122,9 +123,7 @@ def _check_readable(path: Path) -> None:
 
 def _cfa_pattern(raw: rawpy.RawPy, path: Path) -> str:
     if raw.raw_type != rawpy.RawType.Flat:
-        raise LinearRawError(
-            f"{path}: already demosaiced (linear DNG or similar), there is no Bayer mosaic to restore"
-        )
+        raise _linear_error(path)
     pattern = raw.raw_pattern
     desc = raw.color_desc.decode("ascii", "replace")
     if pattern is None or pattern.shape != (2, 2):
@@ -137,6 +136,24 @@ def _cfa_pattern(raw: rawpy.RawPy, path: Path) -> str:
     if name not in CFA_PATTERNS:
         raise UnsupportedSensorError(f"{path}: colour filter {name!r} is not a Bayer RGB pattern")
     return name
+
+
+def _linear_error(path: Path) -> LinearRawError:
+    return LinearRawError(
+        f"{path}: already demosaiced (linear DNG or similar), there is no Bayer mosaic to restore"
+    )
+
+
+def _is_linear_dng(path: Path) -> bool:
+    """True for a DNG whose main image is LinearRaw (already demosaiced), checked before LibRaw,
+    which refuses small ones as if they were damaged."""
+    if path.suffix.lower() != ".dng":
+        return False
+    try:
+        with tifffile.TiffFile(path) as tif:
+            return any(page.photometric == _LINEAR_RAW for page in tif.pages)
+    except Exception:  # not a readable TIFF: LibRaw gives the verdict
+        return False
 
 
 def _dng_color_matrix(path: Path) -> np.ndarray | None:
@@ -287,6 +304,8 @@ def read_raw(path: str | os.PathLike) -> RawImage:
     """
     path = Path(path)
     _check_readable(path)
+    if _is_linear_dng(path):
+        raise _linear_error(path)
     with _captured_stderr() as libraw_messages:
         try:
             raw = rawpy.imread(str(path))

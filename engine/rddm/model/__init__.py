@@ -1,0 +1,1 @@
+from rddm.model.rvae import RawVAE

@@ -1,0 +1,154 @@
+"""The RAW-domain VAE (RVAE): packed Bayer planes in, enhanced linear camera RGB out.
+
+Built from diffusers' ``Encoder``/``Decoder`` with the module names of Stable Diffusion's
+``AutoencoderKL`` (``encoder``, ``quant_conv``, ``post_quant_conv``, ``decoder``), so SD 2.1's VAE
+weights load into it. Two changes make it a RAW model:
+
+- the encoder takes the 4 packed planes (half resolution) and its *first* block does not
+  downsample, so the latent keeps SD's scale relative to the full image (1/8 for SD sizes);
+- the decoder outputs white-balanced linear camera RGB at full resolution.
+
+``output_shuffle`` (the CPU-sized model) instead keeps every block's downsampling and ends the
+decoder at half resolution with 12 channels that a pixel shuffle turns into full-resolution RGB:
+no convolution ever runs at full resolution, which is most of the cost saved.
+
+With ``skip_connections`` the decoder also receives the encoder's first features (half
+resolution, after ``conv_in``) through zero-initialised 1x1 convolutions: a 4-channel latent at
+1/8 scale cannot carry a mosaic's pixel-level detail, the skip can.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.loaders import PeftAdapterMixin
+from diffusers.models.autoencoders.vae import Decoder, Encoder
+from diffusers.models.modeling_utils import ModelMixin
+from torch import nn
+
+from rddm.model.norm import use_pixel_norm
+
+
+class RawEncoder(Encoder):
+    """diffusers' Encoder that also returns the features of its first block (the skip)."""
+
+    def forward(self, sample: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        sample = self.conv_in(sample)
+        skip = sample
+        for down_block in self.down_blocks:
+            sample = down_block(sample)
+        sample = self.mid_block(sample)
+        sample = self.conv_out(self.conv_act(self.conv_norm_out(sample)))
+        return sample, skip
+
+
+class RawDecoder(Decoder):
+    """diffusers' Decoder that adds projected encoder features before chosen up blocks."""
+
+    def forward(self, sample: torch.Tensor, skips: dict[int, torch.Tensor] | None = None) -> torch.Tensor:
+        sample = self.conv_in(sample)
+        sample = self.mid_block(sample, None)
+        for index, up_block in enumerate(self.up_blocks):
+            if skips and index in skips:
+                sample = sample + skips[index]
+            sample = up_block(sample, None)
+        sample = self.conv_norm_out(sample)
+        return self.conv_out(self.conv_act(sample))
+
+
+class RawVAE(ModelMixin, ConfigMixin, PeftAdapterMixin):
+    """RVAE. Encode ``(B, 4, H/2, W/2)`` packed planes in [0, 1] to ``(B, L, H/f, W/f)`` latents
+    (``f`` = :attr:`downscale`); decode them to ``(B, 3, H, W)`` linear RGB. H and W must be
+    multiples of ``f``.
+    """
+
+    @register_to_config
+    def __init__(
+        self,
+        in_channels: int = 4,
+        out_channels: int = 3,
+        block_out_channels: tuple[int, ...] = (32, 64, 64),
+        layers_per_block: int = 1,
+        latent_channels: int = 4,
+        norm_num_groups: int = 8,
+        mid_block_add_attention: bool = False,
+        pixel_norm: bool = True,
+        skip_connections: bool = True,
+        output_shuffle: bool = True,
+        scaling_factor: float = 1.0,
+    ):
+        super().__init__()
+        count = len(block_out_channels)
+        if count < 2:
+            raise ValueError("the RVAE needs at least two blocks (one upsampling step)")
+        common = {
+            "block_out_channels": tuple(block_out_channels),
+            "layers_per_block": layers_per_block,
+            "norm_num_groups": norm_num_groups,
+            "mid_block_add_attention": mid_block_add_attention,
+        }
+        self.encoder = RawEncoder(
+            in_channels=in_channels,
+            out_channels=latent_channels,
+            down_block_types=("DownEncoderBlock2D",) * count,
+            double_z=True,
+            **common,
+        )
+        if not output_shuffle:
+            # Packed planes are already at half resolution: the first block keeps it.
+            self.encoder.down_blocks[0].downsamplers = None
+        self.decoder = RawDecoder(
+            in_channels=latent_channels,
+            out_channels=out_channels * (4 if output_shuffle else 1),
+            up_block_types=("UpDecoderBlock2D",) * count,
+            **common,
+        )
+        self.quant_conv = nn.Conv2d(2 * latent_channels, 2 * latent_channels, 1)
+        self.post_quant_conv = nn.Conv2d(latent_channels, latent_channels, 1)
+        if skip_connections:
+            # Decoder block j's input has the channels of block j-1's output (block 0: of conv_in).
+            inputs = [block_out_channels[-1], *reversed(block_out_channels)]
+            self.skip_half = nn.Conv2d(block_out_channels[0], inputs[self._half_index], 1)
+            projections = [self.skip_half]
+            if not output_shuffle:
+                self.skip_full = nn.Conv2d(block_out_channels[0], 4 * inputs[count - 1], 1)
+                projections.append(self.skip_full)
+            for conv in projections:
+                nn.init.zeros_(conv.weight)
+                nn.init.zeros_(conv.bias)
+        if pixel_norm:
+            use_pixel_norm(self)
+
+    @property
+    def _half_index(self) -> int:
+        """The decoder block whose input is at half (packed) resolution."""
+        count = len(self.config.block_out_channels)
+        return count - 1 if self.config.output_shuffle else count - 2
+
+    @property
+    def downscale(self) -> int:
+        """Full-resolution pixels per latent pixel along each axis."""
+        count = len(self.config.block_out_channels)
+        return 2 ** (count if self.config.output_shuffle else count - 1)
+
+    def encode(self, packed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(B, 4, H/2, W/2)`` -> scaled latent ``(B, L, H/f, W/f)`` and the skip features."""
+        moments, skip = self.encoder(packed)
+        mean = self.quant_conv(moments).chunk(2, dim=1)[0]
+        return mean * self.config.scaling_factor, skip if self.config.skip_connections else None
+
+    def decode(self, latent: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
+        """Scaled latent (and skip features) -> ``(B, 3, H, W)`` linear camera RGB."""
+        sample = self.post_quant_conv(latent / self.config.scaling_factor)
+        skips = None
+        if skip is not None:
+            skips = {self._half_index: self.skip_half(skip)}
+            if not self.config.output_shuffle:
+                skips[len(self.config.block_out_channels) - 1] = F.pixel_shuffle(self.skip_full(skip), 2)
+        rgb = self.decoder(sample, skips)
+        return F.pixel_shuffle(rgb, 2) if self.config.output_shuffle else rgb
+
+    def forward(self, packed: torch.Tensor) -> torch.Tensor:
+        latent, skip = self.encode(packed)
+        return self.decode(latent, skip)
