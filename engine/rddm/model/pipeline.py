@@ -1,0 +1,300 @@
+"""RDDMPipeline: a Bayer RAW in, white-balanced linear camera RGB out, in one diffusion step.
+
+For each tile of the packed mosaic:
+    z_lq, skip = RVAE.encode(planes)                      (pattern's CMB-LoRA adapter on)
+    eps = UNet(z_lq, t, null_prompt)                       (one step at the fixed timestep t)
+    z_hq = (z_lq - sqrt(1 - a_t) * eps) / sqrt(a_t)       (OSEDiff: the x0 prediction)
+    fidelity = RVAE.decode(z_lq, skip)                      strength 0
+    restored = RVAE.decode(z_hq, skip)                      strength 1
+and ``out = (1 - s) * fidelity + s * restored`` blended over tiles with feathered weights. The
+output is linear and monotonic in ``s`` by construction, and a caller holding both ends (see
+:class:`Ends`) changes strength with a blend, not a model run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from diffusers import DDPMScheduler, UNet2DConditionModel
+
+from rddm.errors import RddmError
+from rddm.model.lora import adapter_name
+from rddm.model.rvae import RawVAE
+from rddm.model.tiling import Tile, feather, tile_grid, tiles_touching
+from rddm.raw.cfa import CFA_PATTERNS, check_pattern, pack, pattern_after_crop
+from rddm.raw.reader import RawImage
+
+# A 2x2 block whose four values all reach this is clipped in the RAW: it renders neutral white.
+CLIPPED = 0.995
+
+
+class Cancelled(RddmError):
+    """The restore was cancelled between tiles."""
+
+
+@dataclasses.dataclass
+class Ends:
+    """Both strength ends of a restored region, ``(H, W, 3)`` float32 each; ``blend(s)`` is the output."""
+
+    fidelity: np.ndarray
+    restored: np.ndarray
+
+    def blend(self, strength: float) -> np.ndarray:
+        check_strength(strength)
+        return np.clip((1.0 - strength) * self.fidelity + strength * self.restored, 0.0, 1.0)
+
+
+def check_strength(strength: float) -> float:
+    if not 0.0 <= float(strength) <= 1.0:
+        raise ValueError(f"strength must be in [0, 1], got {strength}")
+    return float(strength)
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` picks CUDA, then Apple's MPS, then the CPU; a named device must exist."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if device not in ("cpu", "cuda", "mps") and not device.startswith("cuda:"):
+        raise ValueError(f"device must be auto, cpu, cuda or mps, got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RddmError("device cuda asked for, but PyTorch sees no CUDA GPU")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise RddmError("device mps asked for, but this PyTorch has no MPS support")
+    return torch.device(device)
+
+
+class RDDMPipeline:
+    """Inference of the RDDM model. Build with :meth:`from_pretrained` (``rddm.model.registry``)."""
+
+    def __init__(
+        self,
+        rvae: RawVAE,
+        unet: UNet2DConditionModel,
+        scheduler: DDPMScheduler,
+        null_prompt: torch.Tensor,
+        *,
+        timestep: int = 999,
+        adapters: tuple[str, ...] = (),
+        info: dict | None = None,
+    ):
+        self.rvae = rvae.eval()
+        self.unet = unet.eval()
+        self.scheduler = scheduler
+        self.null_prompt = null_prompt
+        self.timestep = int(timestep)
+        self.adapters = tuple(adapters)
+        self.info = dict(info or {})
+        self.device = torch.device("cpu")
+        self.dtype = torch.float32
+
+    # -- loading and saving live in rddm.model.registry; thin wrappers keep the diffusers idiom.
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, **kwargs) -> RDDMPipeline:
+        from rddm.model.registry import load_pipeline
+
+        return load_pipeline(name_or_path, **kwargs)
+
+    def save_pretrained(self, folder) -> None:
+        from rddm.model.registry import save_pipeline
+
+        save_pipeline(self, folder)
+
+    @property
+    def tile_multiple(self) -> int:
+        """Packed tile sizes must be multiples of this (the latent's scale on the packed planes)."""
+        return self.rvae.downscale // 2
+
+    def to(self, device: str = "auto", dtype: torch.dtype | None = None) -> RDDMPipeline:
+        """Move to a device; fp32 on the CPU, fp16 by default on CUDA (bf16 when asked)."""
+        self.device = resolve_device(device) if isinstance(device, str) else device
+        if dtype is None:
+            dtype = torch.float16 if self.device.type == "cuda" else torch.float32
+        if self.device.type == "cpu" and dtype != torch.float32:
+            raise ValueError("the CPU runs in float32 only")
+        self.dtype = dtype
+        self.rvae.to(self.device, dtype)
+        self.unet.to(self.device, dtype)
+        self.null_prompt = self.null_prompt.to(self.device, dtype)
+        return self
+
+    # -- patterns and adapters
+    def route_pattern(self, cfa_pattern: str) -> tuple[str, int, int]:
+        """(pattern to run, rows, columns to drop first) for an image of ``cfa_pattern``.
+
+        With the pattern's own adapter (or no adapters at all) nothing changes. Otherwise the
+        mosaic is shifted by one row and/or column to a pattern the model has (canonicalisation).
+        """
+        pattern = check_pattern(cfa_pattern)
+        if not self.adapters or adapter_name(pattern) in self.adapters:
+            return pattern, 0, 0
+        for top, left in ((0, 1), (1, 0), (1, 1)):
+            shifted = pattern_after_crop(pattern, top, left)
+            if adapter_name(shifted) in self.adapters:
+                return shifted, top, left
+        raise RddmError(f"model has no adapter for {pattern} (it has {', '.join(self.adapters)})")
+
+    def _activate(self, pattern: str) -> None:
+        if self.adapters:
+            name = adapter_name(pattern)
+            self.unet.set_adapter(name)
+            self.rvae.set_adapter(name)
+
+    # -- the model on one tile
+    @torch.no_grad()
+    def _run_tile(self, planes: torch.Tensor, need_fidelity: bool, need_restored: bool):
+        latent, skip = self.rvae.encode(planes)
+        fidelity = self.rvae.decode(latent, skip) if need_fidelity else None
+        restored = None
+        if need_restored:
+            alpha = self.scheduler.alphas_cumprod[self.timestep].to(latent.device, latent.dtype)
+            prompt = self.null_prompt.expand(latent.shape[0], -1, -1)
+            eps = self.unet(latent, self.timestep, encoder_hidden_states=prompt).sample
+            restored = self.rvae.decode((latent - (1 - alpha).sqrt() * eps) / alpha.sqrt(), skip)
+        return fidelity, restored
+
+    def _padded_planes(self, cfa: np.ndarray, pattern: str) -> tuple[torch.Tensor, int, int]:
+        """Packed planes padded (mirror) to a multiple of the tile multiple, and the packed size."""
+        planes = torch.from_numpy(np.ascontiguousarray(pack(cfa.astype(np.float32), pattern)))
+        height, width = planes.shape[-2:]
+        multiple = self.tile_multiple
+        pad_rows, pad_cols = (-height) % multiple, (-width) % multiple
+        if pad_rows or pad_cols:
+            mode = "reflect" if min(height, width) > max(pad_rows, pad_cols) else "replicate"
+            planes = torch.nn.functional.pad(planes[None], (0, pad_cols, 0, pad_rows), mode=mode)[0]
+        return planes, height, width
+
+    def restore_ends(
+        self,
+        raw: RawImage,
+        *,
+        roi: tuple[int, int, int, int] | None = None,
+        tile_size: int = 256,
+        tile_overlap: int = 32,
+        need: tuple[bool, bool] = (True, True),
+        progress: Callable[[int, int], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Ends:
+        """Both strength ends for the whole image or for ``roi = (x, y, width, height)``.
+
+        Coordinates are full-resolution pixels of the stored (not rotated) mosaic. ``tile_size``
+        and ``tile_overlap`` are in packed pixels (2 full-resolution pixels each).
+        """
+        pattern, drop_rows, drop_cols = self.route_pattern(raw.cfa_pattern)
+        cfa = raw.cfa[drop_rows:, drop_cols:]
+        full_height, full_width = raw.cfa.shape
+        x, y, roi_width, roi_height = roi if roi is not None else (0, 0, full_width, full_height)
+        if roi_width <= 0 or roi_height <= 0 or x < 0 or y < 0:
+            raise ValueError(f"region {roi} is empty or outside the image")
+        if x + roi_width > full_width or y + roi_height > full_height:
+            raise ValueError(f"region {roi} reaches outside the {full_width}x{full_height} image")
+        multiple = self.tile_multiple
+        if tile_size % multiple or tile_overlap % multiple:
+            raise ValueError(f"tile size and overlap must be multiples of {multiple} packed pixels")
+        self._activate(pattern)
+        planes, height, width = self._padded_planes(cfa, pattern)
+        padded_height, padded_width = planes.shape[-2:]
+        grid = tile_grid(padded_height, padded_width, tile_size, tile_overlap)
+        # The packed region needed, in the shifted mosaic's coordinates.
+        top, left = max(0, (y - drop_rows) // 2), max(0, (x - drop_cols) // 2)
+        bottom = min(padded_height, (y + roi_height - drop_rows + 1) // 2 + 1)
+        right = min(padded_width, (x + roi_width - drop_cols + 1) // 2 + 1)
+        tiles = tiles_touching(grid, top, left, bottom, right)
+        area = (
+            min(t.top for t in tiles),
+            min(t.left for t in tiles),
+            max(t.top + t.height for t in tiles),
+            max(t.left + t.width for t in tiles),
+        )
+        ends = self._blend_tiles(planes, tiles, area, tile_overlap, need, progress, cancel)
+        return self._crop_to_roi(ends, area, raw, (drop_rows, drop_cols), (x, y, roi_width, roi_height))
+
+    def _blend_tiles(self, planes, tiles: list[Tile], area, overlap, need, progress, cancel):
+        area_top, area_left, area_bottom, area_right = area
+        shape = (3, 2 * (area_bottom - area_top), 2 * (area_right - area_left))
+        sums = [torch.zeros(shape) if wanted else None for wanted in need]
+        weights = torch.zeros(shape[1:])
+        height, width = planes.shape[-2:]
+        for index, tile in enumerate(tiles):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("restore cancelled")
+            crop = planes[:, tile.top : tile.top + tile.height, tile.left : tile.left + tile.width]
+            outputs = self._run_tile(crop[None].to(self.device, self.dtype), *need)
+            weight = feather(tile, height, width, overlap)
+            rows = slice(2 * (tile.top - area_top), 2 * (tile.top - area_top + tile.height))
+            cols = slice(2 * (tile.left - area_left), 2 * (tile.left - area_left + tile.width))
+            for total, output in zip(sums, outputs, strict=True):
+                if total is not None:
+                    total[:, rows, cols] += output[0].float().cpu() * weight
+            weights[rows, cols] += weight
+            if progress is not None:
+                progress(index + 1, len(tiles))
+        return [None if s is None else (s / weights).permute(1, 2, 0).numpy() for s in sums]
+
+    def _crop_to_roi(self, ends, area, raw: RawImage, drop, roi) -> Ends:
+        drop_rows, drop_cols = drop
+        x, y, roi_width, roi_height = roi
+        # Output pixel (row, col) of the area is mosaic pixel (2*area_top + row + drop_rows, ...).
+        row0 = y - drop_rows - 2 * area[0]
+        col0 = x - drop_cols - 2 * area[1]
+        clipped = self._clipped_mask(raw)[y : y + roi_height, x : x + roi_width]
+        cropped = []
+        for end in ends:
+            if end is None:
+                cropped.append(None)
+                continue
+            # Rows/columns dropped for canonicalisation are filled from their neighbours.
+            padded = np.pad(end, ((max(0, -row0), 0), (max(0, -col0), 0), (0, 0)), mode="edge")
+            r, c = max(0, row0), max(0, col0)
+            region = np.clip(padded[r : r + roi_height, c : c + roi_width], 0.0, 1.0)
+            region[clipped] = 1.0
+            cropped.append(np.ascontiguousarray(region, dtype=np.float32))
+        fidelity, restored = cropped
+        return Ends(
+            fidelity=fidelity if fidelity is not None else restored,
+            restored=restored if restored is not None else fidelity,
+        )
+
+    @staticmethod
+    def _clipped_mask(raw: RawImage) -> np.ndarray:
+        """Full-resolution mask of pixels whose 2x2 Bayer block is saturated in every channel."""
+        planes = pack(raw.cfa, raw.cfa_pattern)
+        block = planes.min(axis=0) >= CLIPPED
+        mask = np.repeat(np.repeat(block, 2, axis=0), 2, axis=1)
+        return mask[: raw.height, : raw.width]
+
+    def __call__(
+        self,
+        raw: RawImage,
+        strength: float = 0.5,
+        *,
+        roi: tuple[int, int, int, int] | None = None,
+        tile_size: int = 256,
+        tile_overlap: int = 32,
+        progress: Callable[[int, int], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> np.ndarray:
+        """Restore ``raw`` at ``strength`` in [0, 1]: ``(H, W, 3)`` float32 white-balanced linear
+        camera RGB in [0, 1] (or the ``roi`` region of it). Deterministic: no noise is sampled."""
+        strength = check_strength(strength)
+        need = (strength < 1.0, strength > 0.0)
+        ends = self.restore_ends(
+            raw,
+            roi=roi,
+            tile_size=tile_size,
+            tile_overlap=tile_overlap,
+            need=need,
+            progress=progress,
+            cancel=cancel,
+        )
+        return ends.blend(strength)
+
+
+__all__ = ["CFA_PATTERNS", "Cancelled", "Ends", "RDDMPipeline", "check_strength", "resolve_device"]

@@ -1,0 +1,70 @@
+"""Tiles over the packed mosaic and their feathered blending weights.
+
+The grid depends only on the image size and the tile settings, never on the region asked for:
+a region-of-interest restore runs exactly the tiles of the full restore that touch the region,
+with the same weights, so its pixels are the full restore's pixels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+
+@dataclasses.dataclass(frozen=True)
+class Tile:
+    """A tile in packed (half-resolution) coordinates: rows ``top:top+size``, columns ``left:left+size``."""
+
+    top: int
+    left: int
+    height: int
+    width: int
+
+
+def _starts(length: int, size: int, stride: int) -> list[int]:
+    if length <= size:
+        return [0]
+    starts = list(range(0, length - size, stride))
+    return [*starts, length - size]
+
+
+def tile_grid(height: int, width: int, size: int, overlap: int) -> list[Tile]:
+    """Tiles of ``size`` x ``size`` covering a ``height`` x ``width`` packed image, overlapping by at
+    least ``overlap``; the last row and column are aligned to the image's far edges."""
+    if not 0 <= overlap < size:
+        raise ValueError(f"tile overlap {overlap} must be in [0, tile size {size})")
+    stride = size - overlap
+    return [
+        Tile(top, left, min(size, height), min(size, width))
+        for top in _starts(height, size, stride)
+        for left in _starts(width, size, stride)
+    ]
+
+
+def _ramp(length: int, overlap: int, fade_start: bool, fade_end: bool) -> torch.Tensor:
+    """1 inside, rising linearly over ``overlap`` samples at edges shared with another tile."""
+    ramp = torch.ones(length)
+    if overlap > 0:
+        rise = (torch.arange(overlap, dtype=torch.float32) + 0.5) / overlap
+        if fade_start:
+            ramp[:overlap] = torch.minimum(ramp[:overlap], rise)
+        if fade_end:
+            ramp[-overlap:] = torch.minimum(ramp[-overlap:], rise.flip(0))
+    return ramp
+
+
+def feather(tile: Tile, height: int, width: int, overlap: int, scale: int = 2) -> torch.Tensor:
+    """``(tile.height * scale, tile.width * scale)`` blending weights of a tile at output scale."""
+    rows = _ramp(tile.height * scale, overlap * scale, tile.top > 0, tile.top + tile.height < height)
+    cols = _ramp(tile.width * scale, overlap * scale, tile.left > 0, tile.left + tile.width < width)
+    return rows[:, None] * cols[None, :]
+
+
+def tiles_touching(tiles: list[Tile], top: int, left: int, bottom: int, right: int) -> list[Tile]:
+    """The tiles that overlap the packed region ``[top, bottom) x [left, right)``."""
+    return [
+        t
+        for t in tiles
+        if t.top < bottom and t.top + t.height > top and t.left < right and t.left + t.width > left
+    ]
