@@ -79,6 +79,98 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _load_model(args: argparse.Namespace):
+    from rddm.model.registry import load_pipeline
+
+    pipeline = load_pipeline(args.model)
+    if not pipeline.info.get("trained", False) and not args.allow_untrained:
+        raise RddmError(
+            f"model {pipeline.info.get('name', args.model)} holds untrained weights: it does not restore "
+            "anything (train it with `rddm train`)"
+        )
+    return pipeline.to(args.device)
+
+
+def _cmd_restore(args: argparse.Namespace) -> int:
+    import time
+
+    from tqdm import tqdm
+
+    from rddm.restore import restore_file
+
+    pipeline = _load_model(args)
+    failed = 0
+    for source in tqdm(args.files, unit="file", disable=args.quiet or len(args.files) < 2, file=sys.stderr):
+        started = time.perf_counter()
+        with tqdm(unit="tile", leave=False, disable=args.quiet, file=sys.stderr, desc=source) as bar:
+
+            def progress(done: int, total: int, bar=bar) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+
+            try:
+                written = restore_file(
+                    pipeline,
+                    source,
+                    strength=args.strength,
+                    fmt=args.format,
+                    out_dir=args.out,
+                    overwrite=args.overwrite,
+                    tile=args.tile,
+                    progress=progress,
+                )
+            except RddmError as error:
+                failed += 1
+                print(f"error: {error}", file=sys.stderr)
+                if args.json:
+                    print(json.dumps({"input": source, "error": str(error)}))
+                continue
+        seconds = round(time.perf_counter() - started, 3)
+        if args.json:
+            print(json.dumps({"input": source, "output": str(written), "seconds": seconds}))
+        elif args.quiet:
+            print(written)
+        else:
+            print(f"{source} -> {written} ({seconds:.1f} s)")
+    return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def _cmd_build_sd21(args: argparse.Namespace) -> int:
+    from rddm.model.sd21 import build_sd21
+
+    folder = build_sd21(args.base, args.out, lora_rank=args.lora_rank)
+    print(f"built rddm-sd21 (untrained adapters) in {folder}")
+    return EXIT_OK
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from rddm.train.config import load_config
+    from rddm.train.loop import train
+
+    config = load_config(args.config)
+    if args.data:
+        config.data_dir = args.data
+    model = train(
+        config, args.out, resume=not args.no_resume, max_steps=args.max_steps, progress=not args.quiet
+    )
+    print(f"model written to {model}")
+    return EXIT_OK
+
+
+def _strength(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a strength in [0, 1]")
+    return value
+
+
+def _tile(text: str) -> int:
+    value = int(text)
+    if value < 64:
+        raise argparse.ArgumentTypeError(f"tile {text} is too small (at least 64 pixels)")
+    return value
+
+
 def _probability(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
@@ -129,6 +221,37 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
     synth.add_argument("--json", action="store_true")
     synth.set_defaults(run=_cmd_synth)
+
+    restore = commands.add_parser("restore", help="restore RAW files with the RDDM model")
+    restore.add_argument("files", nargs="+", metavar="FILE")
+    restore.add_argument("--out", metavar="DIR", help="output folder (default: next to each RAW)")
+    restore.add_argument("--strength", type=_strength, default=0.5, help="0 = fidelity .. 1 = full (0.5)")
+    restore.add_argument("--format", default="dng", choices=["dng", "tiff", "png", "jpeg"])
+    restore.add_argument("--model", default="rddm-tiny", help="shipped model name, folder or hub id")
+    restore.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    restore.add_argument("--tile", type=_tile, default=512, help="tile size in pixels (512)")
+    restore.add_argument("--overwrite", action="store_true", help="replace <name>_rddm.<ext>")
+    restore.add_argument("--json", action="store_true", help="one JSON object per file")
+    restore.add_argument("--quiet", action="store_true", help="no progress bars")
+    restore.add_argument("--allow-untrained", action="store_true", help=argparse.SUPPRESS)
+    restore.set_defaults(run=_cmd_restore)
+
+    train = commands.add_parser("train", help="train a model (resumes from the last checkpoint in OUT)")
+    train.add_argument("--config", required=True, help="YAML config, or a shipped name (rddm-tiny)")
+    train.add_argument("--out", required=True, metavar="DIR", help="run folder: checkpoints, log, model")
+    train.add_argument("--data", metavar="DIR", help="sRGB training photos (default: the config's)")
+    train.add_argument("--max-steps", type=int, metavar="N", help="stop at step N (resume later)")
+    train.add_argument("--no-resume", action="store_true", help="ignore checkpoints in OUT")
+    train.add_argument("--quiet", action="store_true")
+    train.set_defaults(run=_cmd_train)
+
+    model = commands.add_parser("model", help="build and inspect models")
+    model_commands = model.add_subparsers(dest="model_command", required=True, metavar="ACTION")
+    build = model_commands.add_parser("build-sd21", help="build rddm-sd21 from a local SD 2.1-base folder")
+    build.add_argument("--base", required=True, metavar="PATH", help="diffusers-format SD 2.1-base folder")
+    build.add_argument("--out", required=True, metavar="PATH", help="model folder to write")
+    build.add_argument("--lora-rank", type=int, default=4)
+    build.set_defaults(run=_cmd_build_sd21)
     return parser
 
 

@@ -133,7 +133,10 @@ def save_pipeline(pipeline: RDDMPipeline, folder: str | os.PathLike) -> Path:
         (folder / name / "config.json").write_text(json.dumps(dict(model.config), indent=1, default=list))
         save_file(base_weights(model), str(folder / name / "model.safetensors"))
     pipeline.scheduler.save_config(folder / "scheduler")
-    save_file({"null_prompt": pipeline.null_prompt.float().cpu().contiguous()}, str(folder / "null_prompt.safetensors"))
+    save_file(
+        {"null_prompt": pipeline.null_prompt.float().cpu().contiguous()},
+        str(folder / "null_prompt.safetensors"),
+    )
     for name in pipeline.adapters:
         weights = {f"unet.{k}": v for k, v in adapter_weights(pipeline.unet, name).items()}
         weights |= {f"rvae.{k}": v for k, v in adapter_weights(pipeline.rvae, name).items()}
@@ -166,7 +169,9 @@ def load_pipeline(name_or_path: str | os.PathLike = DEFAULT_MODEL) -> RDDMPipeli
     if null_prompt is None:
         raise ModelLoadError(f"{folder / 'null_prompt.safetensors'}: no 'null_prompt' tensor")
     scheduler_config = _read_json(folder / "scheduler" / "scheduler_config.json")
-    info = {k: v for k, v in index.items() if k not in ("_class_name", "format_version", "adapters", "timestep")}
+    info = {
+        k: v for k, v in index.items() if k not in ("_class_name", "format_version", "adapters", "timestep")
+    }
     info.setdefault("lora_rank", 4)
     try:
         pipeline = build_pipeline(

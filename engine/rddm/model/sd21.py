@@ -1,0 +1,107 @@
+"""Build the paper-sized ``rddm-sd21`` from a local diffusers-format Stable Diffusion 2.1-base folder.
+
+Nothing is downloaded: the folder must hold ``vae/``, ``unet/``, ``scheduler/`` and, for the stored
+null-prompt embedding, ``text_encoder/`` and ``tokenizer/`` (the text encoder runs once, here).
+The RVAE takes SD's VAE weights: the encoder's input convolution is adapted from RGB to the packed
+R, Gr, Gb, B planes (R <- R, each green <- G / 2, B <- B) and its first downsampling is dropped so the
+latent keeps SD's 1/8 scale of the full image; the decoder keeps SD's weights and outputs linear RGB.
+The result still needs training (``rddm train``) before it restores anything: it is saved untrained.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+
+from rddm.model.lora import add_pattern_adapter
+from rddm.model.pipeline import RDDMPipeline
+from rddm.model.registry import ModelLoadError, save_pipeline
+from rddm.model.rvae import RawVAE
+from rddm.raw.cfa import CFA_PATTERNS
+
+
+def _require(folder: Path, part: str) -> Path:
+    path = folder / part
+    if not path.is_dir():
+        raise ModelLoadError(f"{path}: missing (expected a diffusers-format SD 2.1-base folder)")
+    return path
+
+
+def rvae_from_sd_vae(vae: AutoencoderKL) -> RawVAE:
+    """An RVAE initialised from an SD ``AutoencoderKL`` (see the module docstring)."""
+    config = vae.config
+    rvae = RawVAE(
+        block_out_channels=tuple(config.block_out_channels),
+        layers_per_block=config.layers_per_block,
+        latent_channels=config.latent_channels,
+        norm_num_groups=config.norm_num_groups,
+        mid_block_add_attention=True,
+        pixel_norm=False,
+        skip_connections=True,
+        output_shuffle=False,
+        scaling_factor=config.scaling_factor,
+    )
+    weights = dict(vae.state_dict())
+    rgb = weights["encoder.conv_in.weight"]
+    weights["encoder.conv_in.weight"] = torch.stack(
+        [rgb[:, 0], rgb[:, 1] / 2, rgb[:, 1] / 2, rgb[:, 2]], dim=1
+    ).contiguous()
+    dropped = [k for k in weights if k.startswith("encoder.down_blocks.0.downsamplers.")]
+    for key in dropped:
+        del weights[key]
+    missing, unexpected = rvae.load_state_dict(weights, strict=False)
+    if unexpected or any(not key.startswith("skip_") for key in missing):
+        raise ModelLoadError(
+            f"SD VAE does not fit the RVAE: missing {missing[:3]}, unexpected {unexpected[:3]}"
+        )
+    return rvae
+
+
+def null_prompt_embedding(base: Path, prompt: str = "") -> torch.Tensor:
+    """SD's text-encoder output for ``prompt`` (empty: the null prompt), ``(1, 77, D)``."""
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    tokenizer = CLIPTokenizer.from_pretrained(_require(base, "tokenizer"), local_files_only=True)
+    encoder = CLIPTextModel.from_pretrained(_require(base, "text_encoder"), local_files_only=True)
+    tokens = tokenizer(
+        [prompt],
+        padding="max_length",
+        max_length=tokenizer.model_max_length,
+        truncation=True,
+        return_tensors="pt",
+    )
+    with torch.no_grad():
+        return encoder(tokens.input_ids)[0].float()
+
+
+def build_sd21(
+    base: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    patterns: tuple[str, ...] = CFA_PATTERNS,
+    lora_rank: int = 4,
+    timestep: int = 999,
+) -> Path:
+    """Build ``rddm-sd21`` from ``base`` and save it (untrained adapters) as a model folder at ``out``."""
+    base = Path(base)
+    try:
+        vae = AutoencoderKL.from_pretrained(_require(base, "vae"), local_files_only=True)
+        unet = UNet2DConditionModel.from_pretrained(_require(base, "unet"), local_files_only=True)
+        scheduler = DDPMScheduler.from_pretrained(_require(base, "scheduler"), local_files_only=True)
+    except (OSError, ValueError) as error:
+        raise ModelLoadError(f"{base}: cannot load the SD 2.1 parts ({str(error).splitlines()[0]})") from None
+    rvae = rvae_from_sd_vae(vae)
+    names = tuple(add_pattern_adapter(unet, rvae, pattern, lora_rank) for pattern in patterns)
+    pipeline = RDDMPipeline(
+        rvae,
+        unet,
+        scheduler,
+        null_prompt_embedding(base),
+        timestep=timestep,
+        adapters=names,
+        info={"name": "rddm-sd21", "trained": False, "lora_rank": lora_rank, "base": str(base)},
+    )
+    return save_pipeline(pipeline, out)

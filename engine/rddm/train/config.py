@@ -1,0 +1,73 @@
+"""Training configuration: one YAML file per model (``rddm train --config FILE``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import yaml
+
+from rddm.errors import RddmError
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+
+@dataclasses.dataclass
+class Stage:
+    """One training stage: which parts learn, for how many steps, with which loss weights."""
+
+    name: str
+    steps: int
+    train: list[str]  # any of "rvae_encoder", "rvae_decoder", "unet", "adapters"
+    learning_rate: float = 1e-3
+    fidelity_weight: float = 1.0  # loss on the strength-0 end (RVAE decode of z_lq)
+    restored_weight: float = 1.0  # loss on the strength-1 end (one diffusion step)
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything a training run depends on; saved next to its checkpoints."""
+
+    name: str
+    model: dict  # {"rvae": {...}, "unet": {...}, "prompt_tokens": int, "prompt_dim": int, "lora_rank": int}
+    stages: list[Stage]
+    data_dir: str = "../shared/data/train-srgb"
+    validation_images: int = 8  # the last N images of data_dir (sorted) are held out for validation
+    crop: int = 128
+    batch_size: int = 8
+    source_downscale_min_side: int = 900  # images this large are area-downscaled by 2 first
+    noise: dict = dataclasses.field(default_factory=lambda: {"none": 0.1, "range": 0.45, "profile": 0.45})
+    exposure_range: tuple[float, float] = (0.5, 1.1)
+    defocus_probability: float = 0.05
+    downsample_probability: float = 0.05
+    loss: dict = dataclasses.field(
+        default_factory=lambda: {"linear_l1": 1.0, "srgb_l1": 1.0, "gradient_l1": 0.5}
+    )
+    weight_decay: float = 1e-4
+    gradient_clip: float = 1.0
+    seed: int = 0
+    log_every: int = 10
+    validate_every: int = 200
+    checkpoint_every: int = 200
+    keep_checkpoints: int = 2
+    threads: int = 0  # torch CPU threads, 0 = torch's default
+
+    @property
+    def total_steps(self) -> int:
+        return sum(stage.steps for stage in self.stages)
+
+
+def load_config(path: str | os.PathLike) -> TrainConfig:
+    """Read a YAML training config; a bare name finds a shipped config (``rddm-tiny``)."""
+    path = Path(path)
+    if not path.exists() and (CONFIG_DIR / f"{path.name}.yaml").exists():
+        path = CONFIG_DIR / f"{path.name}.yaml"
+    if not path.is_file():
+        raise RddmError(f"{path}: no such training config")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw["stages"] = [Stage(**stage) for stage in raw["stages"]]
+        return TrainConfig(**raw)
+    except (yaml.YAMLError, TypeError, KeyError) as error:
+        raise RddmError(f"{path}: invalid training config ({error})") from None

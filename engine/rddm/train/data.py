@@ -1,0 +1,95 @@
+"""Training pairs synthesized on the fly from a folder of clean sRGB photos."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import cv2
+import numpy as np
+import torch
+
+from rddm.color import camera_to_srgb_matrix
+from rddm.raw.cfa import CFA_PATTERNS, pack
+from rddm.synth import SynthConfig, synthesize_pair
+from rddm.synth.dataset import list_images, random_crop, read_srgb
+
+
+def load_sources(folder: str, min_side: int) -> list[np.ndarray]:
+    """Every image of ``folder`` in memory; large ones area-downscaled by 2 (cleaner pixels)."""
+    images = []
+    for path in list_images(folder):
+        image = read_srgb(path)
+        if max(image.shape[:2]) >= min_side:
+            image = cv2.resize(
+                image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA
+            )
+        images.append(image)
+    return images
+
+
+def _augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random flip and 90-degree rotation of the sRGB crop: the pattern is drawn afterwards, so every
+    geometry meets every Bayer phase (the same as flipping the mosaic and updating its pattern)."""
+    if rng.uniform() < 0.5:
+        image = image[:, ::-1]
+    return np.ascontiguousarray(np.rot90(image, rng.integers(4)))
+
+
+def _tensors(pair) -> dict:
+    return {
+        "planes": torch.from_numpy(pack(pair.lq_cfa, pair.cfa_pattern)),
+        "target": torch.from_numpy(np.ascontiguousarray(pair.hq.transpose(2, 0, 1))),
+        "to_srgb": torch.from_numpy(camera_to_srgb_matrix(pair.xyz_to_cam).astype(np.float32)),
+    }
+
+
+def _stack(samples: list[dict], pattern: str) -> dict:
+    batch = {key: torch.stack([s[key] for s in samples]) for key in samples[0]}
+    batch["pattern"] = pattern
+    return batch
+
+
+class PairBatches:
+    """Batches synthesized on the fly; batch ``k`` depends only on (seed, k, process), so a resumed
+    run sees exactly the batches it would have seen. One Bayer pattern per batch (one adapter runs
+    per forward pass); the noise kind is drawn per sample from ``noise_mix``."""
+
+    def __init__(self, images, crop: int, batch_size: int, noise_mix: dict, base: SynthConfig, seed: int):
+        self.images = [im for im in images if min(im.shape[:2]) >= crop]
+        if not self.images:
+            raise ValueError(f"no training image is at least {crop} pixels on its short side")
+        self.crop, self.batch_size, self.seed = crop, batch_size, seed
+        self.kinds = list(noise_mix)
+        weights = np.asarray([noise_mix[k] for k in self.kinds], dtype=np.float64)
+        self.weights = weights / weights.sum()
+        self.configs = {kind: dataclasses.replace(base, noise=kind) for kind in self.kinds}
+
+    def batch(self, step: int, process: int = 0) -> dict:
+        rng = np.random.default_rng([self.seed, step, process])
+        pattern = CFA_PATTERNS[rng.integers(4)]
+        samples = []
+        for _ in range(self.batch_size):
+            image = self.images[rng.integers(len(self.images))]
+            kind = self.kinds[rng.choice(len(self.kinds), p=self.weights)]
+            patch = _augment(random_crop(image, self.crop, rng), rng)
+            samples.append(_tensors(synthesize_pair(patch, self.configs[kind], rng, cfa_pattern=pattern)))
+        return _stack(samples, pattern)
+
+
+def validation_batches(images, crop: int, seed: int = 1234) -> list[dict]:
+    """Fixed batches, one per pattern: the centre crop of every validation image at ISO 3200."""
+    config = SynthConfig(noise="reference", iso=3200)
+    batches = []
+    for pattern_index, pattern in enumerate(CFA_PATTERNS):
+        samples = []
+        for index, image in enumerate(images):
+            height, width = image.shape[:2]
+            size = min(crop, height, width) // 8 * 8
+            top, left = (height - size) // 4 * 2, (width - size) // 4 * 2
+            rng = np.random.default_rng([seed, index, pattern_index])
+            pair = synthesize_pair(
+                image[top : top + size, left : left + size], config, rng, cfa_pattern=pattern
+            )
+            samples.append(_tensors(pair))
+        batches.append(_stack(samples, pattern))
+    return batches

@@ -1,0 +1,286 @@
+"""The training loop (HF accelerate: one CPU process here, `accelerate launch` for GPUs and nodes).
+
+Every step draws a batch synthesized on the fly, runs both strength ends of the model and
+minimises the weighted restoration loss of each. Checkpoints hold the weights, the optimiser and
+the step; a resumed run continues exactly where the last checkpoint stood. Every checkpoint also
+exports a loadable model folder (``<out>/model``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from torch import nn
+
+from rddm.model.lora import adapter_name
+from rddm.model.registry import build_pipeline, load_pipeline, save_pipeline
+from rddm.raw.cfa import CFA_PATTERNS
+from rddm.synth import SynthConfig
+from rddm.train.config import Stage, TrainConfig
+from rddm.train.data import PairBatches, load_sources, validation_batches
+from rddm.train.losses import psnr_srgb, restoration_loss
+
+
+class RDDMTrainer(nn.Module):
+    """Both ends of the model in one module (what accelerate wraps)."""
+
+    def __init__(self, pipeline):
+        super().__init__()
+        self.pipeline = pipeline
+        self.rvae, self.unet = pipeline.rvae, pipeline.unet
+
+    def forward(self, planes: torch.Tensor, pattern: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.pipeline.adapters:
+            self.unet.set_adapter(adapter_name(pattern))
+            self.rvae.set_adapter(adapter_name(pattern))
+        latent, skip = self.rvae.encode(planes)
+        alpha = self.pipeline.scheduler.alphas_cumprod[self.pipeline.timestep].to(latent)
+        prompt = self.pipeline.null_prompt.to(latent).expand(latent.shape[0], -1, -1)
+        eps = self.unet(latent, self.pipeline.timestep, encoder_hidden_states=prompt).sample
+        restored = self.rvae.decode((latent - (1 - alpha).sqrt() * eps) / alpha.sqrt(), skip)
+        return self.rvae.decode(latent, skip), restored
+
+
+def trainable_parameters(pipeline, parts: list[str]) -> list[nn.Parameter]:
+    """Mark the parameters of ``parts`` trainable (all others frozen) and return them."""
+    groups = {
+        "rvae_encoder": lambda name, model: (
+            model is pipeline.rvae and name.startswith(("encoder.", "quant_conv."))
+        ),
+        "rvae_decoder": lambda name, model: (
+            model is pipeline.rvae and name.startswith(("decoder.", "post_quant_conv.", "skip_"))
+        ),
+        "unet": lambda name, model: model is pipeline.unet,
+    }
+    unknown = set(parts) - set(groups) - {"adapters"}
+    if unknown:
+        raise ValueError(f"unknown trainable parts {sorted(unknown)}")
+    chosen = []
+    for model in (pipeline.rvae, pipeline.unet):
+        for name, parameter in model.named_parameters():
+            if "lora_" in name:
+                wanted = "adapters" in parts
+            else:
+                wanted = any(groups[part](name, model) for part in parts if part in groups)
+            parameter.requires_grad_(wanted)
+            if wanted:
+                chosen.append(parameter)
+    return chosen
+
+
+def _stage_at(config: TrainConfig, step: int) -> tuple[int, Stage]:
+    """(stage index, stage) for a global ``step``."""
+    start = 0
+    for index, stage in enumerate(config.stages):
+        if step < start + stage.steps:
+            return index, stage
+        start += stage.steps
+    return len(config.stages) - 1, config.stages[-1]
+
+
+def _cosine(stage_steps: int, warmup: int = 50) -> Callable[[int], float]:
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, stage_steps - warmup))))
+
+    return factor
+
+
+def _build(config: TrainConfig):
+    """The starting model: a built folder (``model.from_folder``, e.g. rddm-sd21) or fresh weights."""
+    model = config.model
+    if model.get("from_folder"):
+        return load_pipeline(model["from_folder"])
+    return build_pipeline(
+        model["rvae"],
+        model["unet"],
+        null_prompt=torch.zeros(1, model.get("prompt_tokens", 1), model.get("prompt_dim", 32)),
+        patterns=CFA_PATTERNS if model.get("adapters", True) else (),
+        lora_rank=model.get("lora_rank", 4),
+        info={"name": config.name},
+        timestep=model.get("timestep", 999),
+    )
+
+
+def _latest_checkpoint(out: Path) -> Path | None:
+    checkpoints = sorted((out / "checkpoints").glob("step_*"), key=lambda p: int(p.name.split("_")[1]))
+    return checkpoints[-1] if checkpoints else None
+
+
+class _Run:
+    """State of one training run: the model, the current stage's optimiser, the log."""
+
+    def __init__(self, config: TrainConfig, out: Path, accelerator: Accelerator):
+        self.config, self.out, self.accelerator = config, out, accelerator
+        torch.manual_seed(config.seed)
+        self.pipeline = _build(config)
+        self.trainer = accelerator.prepare(RDDMTrainer(self.pipeline))
+        self.stage_index = -1
+        self.step, self.seconds = 0, 0.0
+
+    def enter_stage(self, index: int) -> None:
+        stage = self.config.stages[index]
+        parameters = trainable_parameters(self.pipeline, stage.train)
+        optimizer = torch.optim.AdamW(
+            parameters, lr=stage.learning_rate, weight_decay=self.config.weight_decay
+        )
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _cosine(stage.steps))
+        self.optimizer, self.schedule = self.accelerator.prepare(optimizer, schedule)
+        self.stage_index = index
+
+    def save(self) -> None:
+        if not self.accelerator.is_main_process:
+            return
+        folder = self.out / "checkpoints" / f"step_{self.step}"
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.save(
+            {
+                "model": self.accelerator.unwrap_model(self.trainer).state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "schedule": self.schedule.state_dict(),
+                "step": self.step,
+                "stage": self.stage_index,
+                "seconds": self.seconds,
+            },
+            folder / "state.pt",
+        )
+        old = sorted((self.out / "checkpoints").glob("step_*"), key=lambda p: int(p.name.split("_")[1]))
+        for stale in old[: -self.config.keep_checkpoints]:
+            shutil.rmtree(stale)
+        self.pipeline.info.update(
+            {
+                "trained": True,
+                "steps": self.step,
+                "train_seconds": round(self.seconds),
+                "config": self.config.name,
+            }
+        )
+        export = self.out / "model.tmp"
+        shutil.rmtree(export, ignore_errors=True)
+        save_pipeline(self.pipeline, export)
+        shutil.rmtree(self.out / "model", ignore_errors=True)
+        export.rename(self.out / "model")
+
+    def restore(self, checkpoint: Path) -> None:
+        state = torch.load(checkpoint / "state.pt", map_location="cpu", weights_only=False)
+        self.accelerator.unwrap_model(self.trainer).load_state_dict(state["model"])
+        self.enter_stage(state["stage"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.step, self.seconds = state["step"], state["seconds"]
+
+
+def train(
+    config: TrainConfig,
+    out: str | Path,
+    *,
+    resume: bool = True,
+    max_steps: int | None = None,
+    progress: bool = True,
+) -> Path:
+    """Run (or resume) training into ``out``; returns the exported model folder."""
+    from tqdm import tqdm
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    accelerator = Accelerator()
+    (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1))
+    images = load_sources(config.data_dir, config.source_downscale_min_side)
+    held_out = config.validation_images
+    base = SynthConfig(
+        exposure_range=tuple(config.exposure_range),
+        defocus_probability=config.defocus_probability,
+        downsample_probability=config.downsample_probability,
+    )
+    batches = PairBatches(
+        images[:-held_out] if held_out else images,
+        config.crop,
+        config.batch_size,
+        config.noise,
+        base,
+        config.seed,
+    )
+    validation = validation_batches(images[-held_out:], 256) if held_out else []
+    run = _Run(config, out, accelerator)
+    checkpoint = _latest_checkpoint(out) if resume else None
+    if checkpoint is not None:
+        run.restore(checkpoint)
+    end = min(config.total_steps, max_steps if max_steps is not None else config.total_steps)
+    log = (out / "log.jsonl").open("a", encoding="utf-8")
+    bar = tqdm(
+        total=end, initial=run.step, unit="step", disable=not progress or not accelerator.is_main_process
+    )
+    while run.step < end:
+        index, stage = _stage_at(config, run.step)
+        if index != run.stage_index:
+            run.enter_stage(index)
+        started = time.perf_counter()
+        losses = _train_step(run, batches.batch(run.step, accelerator.process_index), stage)
+        run.seconds += time.perf_counter() - started
+        run.step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{losses['loss']:.4f}", stage=stage.name)
+        if run.step % config.log_every == 0 or run.step == end:
+            _log(log, {"step": run.step, "stage": stage.name, "seconds": round(run.seconds, 1), **losses})
+        if validation and (run.step % config.validate_every == 0 or run.step == end):
+            _log(log, {"step": run.step, **_validate(run, validation)})
+        if run.step % config.checkpoint_every == 0 or run.step == end:
+            accelerator.wait_for_everyone()
+            run.save()
+    bar.close()
+    log.close()
+    return out / "model"
+
+
+def _train_step(run: _Run, batch: dict, stage: Stage) -> dict:
+    device = run.accelerator.device
+    planes, target, to_srgb = (batch[k].to(device) for k in ("planes", "target", "to_srgb"))
+    run.trainer.train()
+    fidelity, restored = run.trainer(planes, batch["pattern"])
+    weights = run.config.loss
+    loss_fidelity, parts = restoration_loss(fidelity, target, to_srgb, weights)
+    loss_restored, parts_restored = restoration_loss(restored, target, to_srgb, weights)
+    loss = stage.fidelity_weight * loss_fidelity + stage.restored_weight * loss_restored
+    run.optimizer.zero_grad(set_to_none=True)
+    run.accelerator.backward(loss)
+    run.accelerator.clip_grad_norm_(
+        [p for g in run.optimizer.param_groups for p in g["params"]], run.config.gradient_clip
+    )
+    run.optimizer.step()
+    run.schedule.step()
+    return {
+        "loss": float(loss.detach()),
+        "lr": run.schedule.get_last_lr()[0],
+        **{f"fidelity_{k}": v for k, v in parts.items()},
+        **{f"restored_{k}": v for k, v in parts_restored.items()},
+    }
+
+
+@torch.no_grad()
+def _validate(run: _Run, batches: list[dict]) -> dict:
+    run.trainer.eval()
+    scores = {"fidelity": [], "restored": [], "half": []}
+    device = run.accelerator.device
+    for batch in batches:
+        planes, target, to_srgb = (batch[k].to(device) for k in ("planes", "target", "to_srgb"))
+        fidelity, restored = run.trainer(planes, batch["pattern"])
+        scores["fidelity"] += psnr_srgb(fidelity, target, to_srgb).tolist()
+        scores["restored"] += psnr_srgb(restored, target, to_srgb).tolist()
+        scores["half"] += psnr_srgb((fidelity + restored) / 2, target, to_srgb).tolist()
+    return {f"val_psnr_{k}": round(sum(v) / len(v), 3) for k, v in scores.items()}
+
+
+def _log(handle, record: dict) -> None:
+    handle.write(json.dumps(record) + "\n")
+    handle.flush()
