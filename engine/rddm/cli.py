@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import warnings
 from collections.abc import Callable
@@ -255,9 +256,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_libraries() -> None:
+    """Library chatter (diffusers/transformers notices) is not for the user's terminal."""
+    for name in ("diffusers", "transformers"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `rddm` console script."""
     warnings.showwarning = _one_line_warnings
+    _quiet_libraries()
     args = build_parser().parse_args(argv)
     run: Callable[[argparse.Namespace], int] = args.run
     try:

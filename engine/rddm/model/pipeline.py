@@ -119,9 +119,11 @@ class RDDMPipeline:
             dtype = torch.float16 if self.device.type == "cuda" else torch.float32
         if self.device.type == "cpu" and dtype != torch.float32:
             raise ValueError("the CPU runs in float32 only")
+        for model in (self.rvae, self.unet):
+            model.to(self.device)
+            if dtype != self.dtype:  # casting warns in diffusers even when there is nothing to keep
+                model.to(dtype=dtype)
         self.dtype = dtype
-        self.rvae.to(self.device, dtype)
-        self.unet.to(self.device, dtype)
         self.null_prompt = self.null_prompt.to(self.device, dtype)
         return self
 

@@ -88,7 +88,11 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _load_into(model: torch.nn.Module, weights: dict, path: Path) -> None:
-    missing, unexpected = model.load_state_dict(weights, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+    except RuntimeError as error:  # tensor shapes differ from the configuration's
+        detail = next((line.strip() for line in str(error).splitlines() if "size mismatch" in line), "")
+        raise ModelLoadError(f"{path}: weights do not fit the configuration ({detail})") from None
     missing = [key for key in missing if "lora_" not in key]  # adapters load from their own files
     if missing or unexpected:
         detail = f"missing {missing[:2]}" if missing else f"unexpected {unexpected[:2]}"
@@ -130,7 +134,7 @@ def save_pipeline(pipeline: RDDMPipeline, folder: str | os.PathLike) -> Path:
     for part in ("rvae", "unet", "scheduler", "adapters"):
         (folder / part).mkdir(parents=True, exist_ok=True)
     for name, model in (("rvae", pipeline.rvae), ("unet", pipeline.unet)):
-        (folder / name / "config.json").write_text(json.dumps(dict(model.config), indent=1, default=list))
+        model.save_config(folder / name)
         save_file(base_weights(model), str(folder / name / "model.safetensors"))
     pipeline.scheduler.save_config(folder / "scheduler")
     save_file(

@@ -66,12 +66,9 @@ def null_prompt_embedding(base: Path, prompt: str = "") -> torch.Tensor:
 
     tokenizer = CLIPTokenizer.from_pretrained(_require(base, "tokenizer"), local_files_only=True)
     encoder = CLIPTextModel.from_pretrained(_require(base, "text_encoder"), local_files_only=True)
+    length = min(tokenizer.model_max_length, encoder.config.max_position_embeddings)  # 77 for SD
     tokens = tokenizer(
-        [prompt],
-        padding="max_length",
-        max_length=tokenizer.model_max_length,
-        truncation=True,
-        return_tensors="pt",
+        [prompt], padding="max_length", max_length=length, truncation=True, return_tensors="pt"
     )
     with torch.no_grad():
         return encoder(tokens.input_ids)[0].float()

@@ -1,0 +1,1 @@
+"""Training: configs, on-the-fly synthesized batches, losses and the accelerate loop."""

@@ -1,0 +1,156 @@
+"""The tiled one-step pipeline: shapes, adapters, tiling, ROI, strength, highlights, cancel."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+from rddm.errors import RddmError
+from rddm.model import Cancelled, RDDMPipeline
+from rddm.model.norm import PixelGroupNorm
+from rddm.model.registry import load_pipeline
+from rddm.raw import CFA_PATTERNS
+
+from tests.model.conftest import random_raw
+
+
+@pytest.mark.parametrize("pattern", CFA_PATTERNS)
+@pytest.mark.parametrize("size", [(64, 96), (67, 93), (40, 40)])
+def test_output_shape_dtype_and_range_for_all_patterns(tiny_pipeline, pattern, size):
+    out = tiny_pipeline(random_raw(*size, pattern=pattern), 0.5, tile_size=32, tile_overlap=8)
+    assert out.shape == (*size, 3) and out.dtype == np.float32
+    assert np.isfinite(out).all() and out.min() >= 0.0 and out.max() <= 1.0
+
+
+def test_adapters_differ_per_pattern_and_switch_back(tiny_pipeline):
+    raw = random_raw(64, 64, "RGGB")
+    outputs = {}
+    for pattern in ("RGGB", "BGGR", "RGGB"):
+        raw.cfa_pattern = pattern
+        outputs.setdefault(pattern, []).append(tiny_pipeline(raw, 1.0, tile_size=64, tile_overlap=0))
+    assert np.abs(outputs["RGGB"][0] - outputs["BGGR"][0]).max() > 1e-3
+    np.testing.assert_array_equal(outputs["RGGB"][0], outputs["RGGB"][1])
+
+
+def test_tiles_blend_towards_the_whole_image(tiny_pipeline):
+    """Random weights see far (no training to make distant pixels unimportant): the feathered
+    tiles still agree with the whole-image result far better than unblended tiles would, and the
+    agreement improves with overlap. The 1e-3 bound is checked on the trained model."""
+    raw = random_raw(192, 256)
+    whole = tiny_pipeline(raw, 0.5, tile_size=128, tile_overlap=0)
+    errors = [
+        np.abs(tiny_pipeline(raw, 0.5, tile_size=64, tile_overlap=overlap) - whole).mean()
+        for overlap in (8, 32, 48)
+    ]
+    assert errors[0] > errors[1] > errors[2]
+
+
+def test_roi_is_exactly_the_same_region_of_the_full_restore(tiny_pipeline):
+    raw = random_raw(130, 170, "GBRG")
+    full = tiny_pipeline(raw, 0.7, tile_size=32, tile_overlap=8)
+    for roi in [(0, 0, 40, 30), (33, 17, 64, 80), (101, 99, 69, 31), (0, 0, 170, 130)]:
+        x, y, w, h = roi
+        region = tiny_pipeline(raw, 0.7, roi=roi, tile_size=32, tile_overlap=8)
+        np.testing.assert_array_equal(region, full[y : y + h, x : x + w])
+
+
+def test_strength_ends_and_monotonic_blend(tiny_pipeline):
+    raw = random_raw(64, 64)
+    ends = tiny_pipeline.restore_ends(raw, tile_size=32, tile_overlap=8)
+    np.testing.assert_allclose(
+        tiny_pipeline(raw, 0.0, tile_size=32, tile_overlap=8), ends.fidelity, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        tiny_pipeline(raw, 1.0, tile_size=32, tile_overlap=8), ends.restored, atol=1e-6
+    )
+    assert np.abs(ends.fidelity - ends.restored).mean() > 1e-3
+    outputs = np.stack([ends.blend(s) for s in np.linspace(0, 1, 6)])
+    steps = np.diff(outputs, axis=0)
+    direction = np.sign(ends.restored - ends.fidelity)
+    assert np.all(steps * direction >= -1e-6)
+    with pytest.raises(ValueError, match=r"strength must be in \[0, 1\]"):
+        ends.blend(1.5)
+
+
+def test_clipped_raw_blocks_render_neutral_white(tiny_pipeline):
+    raw = random_raw(64, 64)
+    raw.cfa[10:20, 30:44] = 1.0
+    out = tiny_pipeline(raw, 0.5, tile_size=32, tile_overlap=8)
+    np.testing.assert_array_equal(out[10:20, 30:44], 1.0)
+
+
+def test_missing_adapter_falls_back_to_shifting_the_mosaic(tiny_model_dir, tmp_path):
+    pipeline = load_pipeline(tiny_model_dir)
+    for name in ("bggr", "grbg", "gbrg"):
+        pipeline.unet.delete_adapters(name)
+        pipeline.rvae.delete_adapters(name)
+    pipeline.adapters = ("rggb",)
+    assert pipeline.route_pattern("GRBG") == ("RGGB", 0, 1)
+    assert pipeline.route_pattern("BGGR") == ("RGGB", 1, 1)
+    raw = random_raw(64, 80, "GRBG")
+    out = pipeline(raw, 0.5, tile_size=32, tile_overlap=8)
+    shifted = random_raw(64, 80, "GRBG")
+    shifted.cfa, shifted.cfa_pattern = raw.cfa[:, 1:], "RGGB"
+    expected = pipeline(shifted, 0.5, tile_size=32, tile_overlap=8)
+    np.testing.assert_allclose(out[:, 1:], expected, atol=1e-6)
+    np.testing.assert_array_equal(out[:, 0], out[:, 1])
+
+
+def test_progress_cancel_and_determinism(tiny_pipeline):
+    raw = random_raw(128, 128)
+    calls = []
+    first = tiny_pipeline(raw, 0.5, tile_size=32, tile_overlap=8, progress=lambda d, t: calls.append((d, t)))
+    assert calls[-1][0] == calls[-1][1] == len(calls) > 1
+    np.testing.assert_array_equal(first, tiny_pipeline(raw, 0.5, tile_size=32, tile_overlap=8))
+    cancel = threading.Event()
+
+    def cancel_after_two(done, total):
+        if done == 2:
+            cancel.set()
+
+    with pytest.raises(Cancelled):
+        tiny_pipeline(raw, 0.5, tile_size=32, tile_overlap=8, progress=cancel_after_two, cancel=cancel)
+
+
+def test_bad_arguments(tiny_pipeline):
+    raw = random_raw(64, 64)
+    with pytest.raises(ValueError, match="strength"):
+        tiny_pipeline(raw, -0.1)
+    with pytest.raises(ValueError, match="outside"):
+        tiny_pipeline(raw, 0.5, roi=(40, 40, 30, 30))
+    with pytest.raises(ValueError, match="empty"):
+        tiny_pipeline(raw, 0.5, roi=(0, 0, 0, 10))
+    with pytest.raises(ValueError, match="multiples of 4"):
+        tiny_pipeline(raw, 0.5, tile_size=30)
+    with pytest.raises(ValueError, match="float32 only"):
+        tiny_pipeline.to("cpu", torch.float16)
+    if not torch.cuda.is_available():
+        with pytest.raises(RddmError, match="no CUDA GPU"):
+            tiny_pipeline.to("cuda")
+    assert tiny_pipeline.to("auto").device.type in ("cpu", "cuda", "mps")
+
+
+def test_pixel_group_norm_is_group_norm_of_each_pixel():
+    norm = torch.nn.GroupNorm(4, 16)
+    torch.nn.init.normal_(norm.weight)
+    pixel = PixelGroupNorm(4, 16)
+    pixel.load_state_dict(norm.state_dict())
+    sample = torch.randn(2, 16, 5, 7)
+    expected = norm(sample.permute(0, 2, 3, 1).reshape(-1, 16, 1, 1)).reshape(2, 5, 7, 16).permute(0, 3, 1, 2)
+    torch.testing.assert_close(pixel(sample), expected, atol=1e-5, rtol=1e-5)
+    # Each output pixel depends on its own input pixel only.
+    shifted = sample.clone()
+    shifted[..., 0, 0] += 5
+    assert torch.equal(pixel(shifted)[..., 1:, 1:], pixel(sample)[..., 1:, 1:])
+
+
+def test_pipeline_is_diffusers_style(tiny_model_dir, tmp_path):
+    pipeline = RDDMPipeline.from_pretrained(str(tiny_model_dir))
+    pipeline.save_pretrained(tmp_path / "again")
+    again = RDDMPipeline.from_pretrained(str(tmp_path / "again"))
+    raw = random_raw(48, 48, "BGGR")
+    np.testing.assert_array_equal(
+        pipeline(raw, 0.3, tile_size=32, tile_overlap=8), again(raw, 0.3, tile_size=32, tile_overlap=8)
+    )
