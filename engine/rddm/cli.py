@@ -158,6 +158,44 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_eval(args: argparse.Namespace) -> int:
+    import shlex
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from rddm.evaluate.run import EvalSettings, crop_mosaic, evaluate, write_report
+
+    models = {}
+    for spec in args.model:
+        label, _, name = spec.rpartition("=")
+        args.model_name = name
+        pipeline = _load_model(argparse.Namespace(**{**vars(args), "model": name}))
+        if args.canonical_shift and pipeline.adapters:
+            canonical = _load_model(argparse.Namespace(**{**vars(args), "model": name}))
+            canonical.adapters = ("rggb",)  # every other pattern is shifted onto RGGB
+            models[f"{label or pipeline.info.get('name', name)} (RGGB adapter + shift)"] = canonical
+        models[label or pipeline.info.get("name", name)] = pipeline
+    settings = EvalSettings(
+        datasets=tuple(args.data),
+        levels=tuple(args.levels),
+        patterns=tuple(args.patterns),
+        strengths=tuple(args.strengths),
+        images=args.images,
+        crop=args.crop,
+        denoisers=tuple(args.denoisers),
+        seed=args.seed,
+    )
+    rows = evaluate(
+        models, settings, progress=lambda tasks: tqdm(tasks, unit="pair", file=sys.stderr, disable=args.quiet)
+    )
+    out = Path(args.out)
+    report = write_report(rows, settings, out, "rddm eval " + shlex.join(sys.argv[2:]))
+    crop_mosaic(models, settings, out)
+    print(report.read_text(encoding="utf-8") if not args.quiet else report)
+    return EXIT_OK
+
+
 def _strength(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
@@ -245,6 +283,31 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-resume", action="store_true", help="ignore checkpoints in OUT")
     train.add_argument("--quiet", action="store_true")
     train.set_defaults(run=_cmd_train)
+
+    evaluation = commands.add_parser("eval", help="score a model against classical pipelines")
+    evaluation.add_argument("--model", nargs="+", default=["rddm-tiny"], metavar="[LABEL=]MODEL")
+    evaluation.add_argument(
+        "--data",
+        nargs="+",
+        default=["../shared/data/srgb-bench/kodak24", "../shared/data/srgb-bench/mcmaster18"],
+    )
+    evaluation.add_argument(
+        "--levels", nargs="+", default=["none", "low", "mid", "high"], choices=["none", "low", "mid", "high"]
+    )
+    evaluation.add_argument("--patterns", nargs="+", default=["RGGB", "BGGR", "GRBG", "GBRG"], type=str.upper)
+    evaluation.add_argument("--strengths", nargs="+", type=_strength, default=[0.0, 0.5, 1.0])
+    evaluation.add_argument("--images", type=int, metavar="N", help="first N images of each set")
+    evaluation.add_argument("--crop", type=int, metavar="N", help="centre N x N crop of each image")
+    evaluation.add_argument("--denoisers", nargs="+", default=["nlm"], choices=["nlm", "bm3d"])
+    evaluation.add_argument(
+        "--canonical-shift", action="store_true", help="ablation: RGGB adapter + shifting"
+    )
+    evaluation.add_argument("--seed", type=int, default=0)
+    evaluation.add_argument("--out", default="out/eval", metavar="DIR")
+    evaluation.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    evaluation.add_argument("--quiet", action="store_true")
+    evaluation.add_argument("--allow-untrained", action="store_true", help=argparse.SUPPRESS)
+    evaluation.set_defaults(run=_cmd_eval)
 
     model = commands.add_parser("model", help="build and inspect models")
     model_commands = model.add_subparsers(dest="model_command", required=True, metavar="ACTION")

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from rddm.errors import OutputError
 from rddm.io import atomic_write, next_free_path
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
 from rddm.color import camera_to_srgb_matrix, srgb_decode
 from rddm.io import write_cfa_dng, write_linear_dng
 from rddm.io.images import upright

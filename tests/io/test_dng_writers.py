@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import rawpy
 import tifffile
+
 from rddm.errors import LinearRawError
 from rddm.io import write_cfa_dng, write_linear_dng
 from rddm.raw import CFA_PATTERNS, read_raw

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tifffile
 from PIL import Image, ImageCms
+
 from rddm.color import render_srgb, to_uint
 from rddm.io import (
     FORMAT_SUFFIXES,

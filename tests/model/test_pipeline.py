@@ -7,13 +7,13 @@ import threading
 import numpy as np
 import pytest
 import torch
+
 from rddm.errors import RddmError
 from rddm.model import Cancelled, RDDMPipeline
 from rddm.model.norm import PixelGroupNorm
 from rddm.model.registry import load_pipeline
 from rddm.raw import CFA_PATTERNS
-
-from tests.model.conftest import random_raw
+from tests.conftest import random_raw
 
 
 @pytest.mark.parametrize("pattern", CFA_PATTERNS)

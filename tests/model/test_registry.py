@@ -6,6 +6,7 @@ import json
 import shutil
 
 import pytest
+
 from rddm.model.registry import DEFAULT_MODEL, MODELS_DIR, ModelLoadError, load_pipeline, resolve_model
 
 

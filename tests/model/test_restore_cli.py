@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import tifffile
 from PIL import Image
+
 from rddm.errors import LinearRawError
 from rddm.raw import read_raw
-
 from tests.conftest import REPO, shared_data
 
 RDDM = str(Path(sys.executable).parent / "rddm")

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-from rddm.model.registry import ModelLoadError, load_pipeline
-from rddm.model.sd21 import build_sd21
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from tests.model.conftest import random_raw
+from rddm.model.registry import ModelLoadError, load_pipeline
+from rddm.model.sd21 import build_sd21
+from tests.conftest import random_raw
 
 # Stable Diffusion 2.1-base's configuration with every width divided by 16 (block types, layer
 # counts, linear projections, 1/8 latent scale and the 77-token context are SD 2.1's own).

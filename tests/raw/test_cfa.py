@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+
 from rddm.raw.cfa import (
     CFA_PATTERNS,
     mosaic_rgb,

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import tifffile
 from PIL import Image
+
 from rddm.errors import CorruptRawError, InputError, NotRawError
 from rddm.raw import read_raw
-
 from tests.conftest import SHARED_DATA, shared_data
 
 REAL_RAWS = sorted(

@@ -10,6 +10,7 @@ import pytest
 import rawpy
 import tifffile
 from PIL import Image
+
 from rddm.color import render_srgb
 from rddm.errors import InputError
 from rddm.raw import read_raw

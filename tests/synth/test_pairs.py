@@ -6,12 +6,12 @@ import dataclasses
 
 import numpy as np
 import pytest
+
 from rddm.color import render_srgb
 from rddm.raw.cfa import CFA_PATTERNS, mosaic_rgb
 from rddm.synth import SynthConfig, pair_rng, synthesize_pair
 from rddm.synth.dataset import read_srgb
 from rddm.synth.unprocess import inverse_tone, tone, unbalance
-
 from tests.conftest import shared_data
 
 

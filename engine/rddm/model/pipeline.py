@@ -1,11 +1,11 @@
 """RDDMPipeline: a Bayer RAW in, white-balanced linear camera RGB out, in one diffusion step.
 
-For each tile of the packed mosaic:
+For each tile of the packed, white-balanced mosaic:
     z_lq, skip = RVAE.encode(planes)                      (pattern's CMB-LoRA adapter on)
     eps = UNet(z_lq, t, null_prompt)                       (one step at the fixed timestep t)
     z_hq = (z_lq - sqrt(1 - a_t) * eps) / sqrt(a_t)       (OSEDiff: the x0 prediction)
-    fidelity = RVAE.decode(z_lq, skip)                      strength 0
-    restored = RVAE.decode(z_hq, skip)                      strength 1
+    fidelity = RVAE.decode(z_lq, skip, planes)              strength 0
+    restored = RVAE.decode(z_hq, skip, planes)              strength 1
 and ``out = (1 - s) * fidelity + s * restored`` blended over tiles with feathered weights. The
 output is linear and monotonic in ``s`` by construction, and a caller holding both ends (see
 :class:`Ends`) changes strength with a blend, not a model run.
@@ -25,7 +25,7 @@ from rddm.errors import RddmError
 from rddm.model.lora import adapter_name
 from rddm.model.rvae import RawVAE
 from rddm.model.tiling import Tile, feather, tile_grid, tiles_touching
-from rddm.raw.cfa import CFA_PATTERNS, check_pattern, pack, pattern_after_crop
+from rddm.raw.cfa import CFA_PATTERNS, balance_planes, check_pattern, pack, pattern_after_crop
 from rddm.raw.reader import RawImage
 
 # A 2x2 block whose four values all reach this is clipped in the RAW: it renders neutral white.
@@ -153,18 +153,18 @@ class RDDMPipeline:
     @torch.no_grad()
     def _run_tile(self, planes: torch.Tensor, need_fidelity: bool, need_restored: bool):
         latent, skip = self.rvae.encode(planes)
-        fidelity = self.rvae.decode(latent, skip) if need_fidelity else None
+        fidelity = self.rvae.decode(latent, skip, planes) if need_fidelity else None
         restored = None
         if need_restored:
             alpha = self.scheduler.alphas_cumprod[self.timestep].to(latent.device, latent.dtype)
             prompt = self.null_prompt.expand(latent.shape[0], -1, -1)
             eps = self.unet(latent, self.timestep, encoder_hidden_states=prompt).sample
-            restored = self.rvae.decode((latent - (1 - alpha).sqrt() * eps) / alpha.sqrt(), skip)
+            restored = self.rvae.decode((latent - (1 - alpha).sqrt() * eps) / alpha.sqrt(), skip, planes)
         return fidelity, restored
 
-    def _padded_planes(self, cfa: np.ndarray, pattern: str) -> tuple[torch.Tensor, int, int]:
-        """Packed planes padded (mirror) to a multiple of the tile multiple, and the packed size."""
-        planes = torch.from_numpy(np.ascontiguousarray(pack(cfa.astype(np.float32), pattern)))
+    def _padded_planes(self, cfa: np.ndarray, pattern: str, wb_gains) -> tuple[torch.Tensor, int, int]:
+        """White-balanced packed planes padded (mirror) to the tile multiple, and the packed size."""
+        planes = torch.from_numpy(balance_planes(pack(cfa.astype(np.float32), pattern), wb_gains))
         height, width = planes.shape[-2:]
         multiple = self.tile_multiple
         pad_rows, pad_cols = (-height) % multiple, (-width) % multiple
@@ -201,7 +201,7 @@ class RDDMPipeline:
         if tile_size % multiple or tile_overlap % multiple:
             raise ValueError(f"tile size and overlap must be multiples of {multiple} packed pixels")
         self._activate(pattern)
-        planes, height, width = self._padded_planes(cfa, pattern)
+        planes, height, width = self._padded_planes(cfa, pattern, raw.wb_gains)
         padded_height, padded_width = planes.shape[-2:]
         grid = tile_grid(padded_height, padded_width, tile_size, tile_overlap)
         # The packed region needed, in the shifted mosaic's coordinates.

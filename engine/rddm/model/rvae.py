@@ -57,6 +57,13 @@ class RawDecoder(Decoder):
         return self.conv_out(self.conv_act(sample))
 
 
+def interpolate_planes(planes: torch.Tensor) -> torch.Tensor:
+    """``(B, 4, h, w)`` R, Gr, Gb, B planes -> ``(B, 3, 2h, 2w)`` RGB by bilinear upsampling
+    (the same for every pattern; the half-pixel offsets are left to the model to correct)."""
+    rgb = torch.stack([planes[:, 0], (planes[:, 1] + planes[:, 2]) / 2, planes[:, 3]], dim=1)
+    return F.interpolate(rgb, scale_factor=2, mode="bilinear", align_corners=False)
+
+
 class RawVAE(ModelMixin, ConfigMixin, PeftAdapterMixin):
     """RVAE. Encode ``(B, 4, H/2, W/2)`` packed planes in [0, 1] to ``(B, L, H/f, W/f)`` latents
     (``f`` = :attr:`downscale`); decode them to ``(B, 3, H, W)`` linear RGB. H and W must be
@@ -76,6 +83,7 @@ class RawVAE(ModelMixin, ConfigMixin, PeftAdapterMixin):
         pixel_norm: bool = True,
         skip_connections: bool = True,
         output_shuffle: bool = True,
+        input_residual: bool = False,
         scaling_factor: float = 1.0,
     ):
         super().__init__()
@@ -138,8 +146,15 @@ class RawVAE(ModelMixin, ConfigMixin, PeftAdapterMixin):
         mean = self.quant_conv(moments).chunk(2, dim=1)[0]
         return mean * self.config.scaling_factor, skip if self.config.skip_connections else None
 
-    def decode(self, latent: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
-        """Scaled latent (and skip features) -> ``(B, 3, H, W)`` linear camera RGB."""
+    def decode(
+        self, latent: torch.Tensor, skip: torch.Tensor | None = None, planes: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Scaled latent (and skip features) -> ``(B, 3, H, W)`` linear camera RGB.
+
+        With ``input_residual`` the decoder predicts a correction to a plain interpolation of the
+        input ``planes`` (R, mean of the greens, B, bilinearly upsampled), which a model trained
+        from scratch learns far faster than the whole image.
+        """
         sample = self.post_quant_conv(latent / self.config.scaling_factor)
         skips = None
         if skip is not None:
@@ -147,8 +162,13 @@ class RawVAE(ModelMixin, ConfigMixin, PeftAdapterMixin):
             if not self.config.output_shuffle:
                 skips[len(self.config.block_out_channels) - 1] = F.pixel_shuffle(self.skip_full(skip), 2)
         rgb = self.decoder(sample, skips)
-        return F.pixel_shuffle(rgb, 2) if self.config.output_shuffle else rgb
+        rgb = F.pixel_shuffle(rgb, 2) if self.config.output_shuffle else rgb
+        if self.config.input_residual:
+            if planes is None:
+                raise ValueError("this RVAE decodes a correction of the input: pass its planes")
+            rgb = rgb + interpolate_planes(planes)
+        return rgb
 
     def forward(self, packed: torch.Tensor) -> torch.Tensor:
         latent, skip = self.encode(packed)
-        return self.decode(latent, skip)
+        return self.decode(latent, skip, packed)

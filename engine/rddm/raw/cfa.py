@@ -99,6 +99,14 @@ def pack(mosaic: Array, cfa_pattern: str) -> Array:
     return np.stack(planes, axis=-3)
 
 
+def balance_planes(planes: np.ndarray, wb_gains) -> np.ndarray:
+    """Multiply ``(..., 4, h, w)`` packed planes by the white-balance gains (R, G, B) and clip to
+    [0, 1]: the model's input, so it never has to guess the gains (the target is white-balanced)."""
+    red, green, blue = (float(g) for g in wb_gains[:3])
+    gains = np.array([red, green, green, blue], dtype=np.float32) / green
+    return np.clip(planes * gains[:, None, None], 0.0, 1.0).astype(np.float32)
+
+
 def unpack(planes: Array, cfa_pattern: str, height: int | None = None, width: int | None = None):
     """Inverse of :func:`pack`: ``(..., 4, h, w)`` planes to a ``(..., H, W)`` mosaic.
 

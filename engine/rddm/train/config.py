@@ -41,6 +41,7 @@ class TrainConfig:
     exposure_range: tuple[float, float] = (0.5, 1.1)
     defocus_probability: float = 0.05
     downsample_probability: float = 0.05
+    skip_dropout: float = 0.0  # share of samples trained without the RVAE skip (see loop.RDDMTrainer)
     loss: dict = dataclasses.field(
         default_factory=lambda: {"linear_l1": 1.0, "srgb_l1": 1.0, "gradient_l1": 0.5}
     )

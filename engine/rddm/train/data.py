@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from rddm.color import camera_to_srgb_matrix
-from rddm.raw.cfa import CFA_PATTERNS, pack
+from rddm.raw.cfa import CFA_PATTERNS, balance_planes, pack
 from rddm.synth import SynthConfig, synthesize_pair
 from rddm.synth.dataset import list_images, random_crop, read_srgb
 
@@ -37,7 +37,7 @@ def _augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def _tensors(pair) -> dict:
     return {
-        "planes": torch.from_numpy(pack(pair.lq_cfa, pair.cfa_pattern)),
+        "planes": torch.from_numpy(balance_planes(pack(pair.lq_cfa, pair.cfa_pattern), pair.wb_gains)),
         "target": torch.from_numpy(np.ascontiguousarray(pair.hq.transpose(2, 0, 1))),
         "to_srgb": torch.from_numpy(camera_to_srgb_matrix(pair.xyz_to_cam).astype(np.float32)),
     }
@@ -54,11 +54,20 @@ class PairBatches:
     run sees exactly the batches it would have seen. One Bayer pattern per batch (one adapter runs
     per forward pass); the noise kind is drawn per sample from ``noise_mix``."""
 
-    def __init__(self, images, crop: int, batch_size: int, noise_mix: dict, base: SynthConfig, seed: int):
+    def __init__(
+        self,
+        images,
+        crop: int,
+        batch_size: int,
+        noise_mix: dict,
+        base: SynthConfig,
+        seed: int,
+        skip_dropout: float = 0.0,
+    ):
         self.images = [im for im in images if min(im.shape[:2]) >= crop]
         if not self.images:
             raise ValueError(f"no training image is at least {crop} pixels on its short side")
-        self.crop, self.batch_size, self.seed = crop, batch_size, seed
+        self.crop, self.batch_size, self.seed, self.skip_dropout = crop, batch_size, seed, skip_dropout
         self.kinds = list(noise_mix)
         weights = np.asarray([noise_mix[k] for k in self.kinds], dtype=np.float64)
         self.weights = weights / weights.sum()
@@ -73,7 +82,11 @@ class PairBatches:
             kind = self.kinds[rng.choice(len(self.kinds), p=self.weights)]
             patch = _augment(random_crop(image, self.crop, rng), rng)
             samples.append(_tensors(synthesize_pair(patch, self.configs[kind], rng, cfa_pattern=pattern)))
-        return _stack(samples, pattern)
+        batch = _stack(samples, pattern)
+        batch["skip_keep"] = torch.from_numpy(
+            (rng.uniform(size=self.batch_size) >= self.skip_dropout).astype(np.float32)
+        )
+        return batch
 
 
 def validation_batches(images, crop: int, seed: int = 1234) -> list[dict]:

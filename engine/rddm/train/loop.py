@@ -37,16 +37,20 @@ class RDDMTrainer(nn.Module):
         self.pipeline = pipeline
         self.rvae, self.unet = pipeline.rvae, pipeline.unet
 
-    def forward(self, planes: torch.Tensor, pattern: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, planes: torch.Tensor, pattern: str, skip_keep: torch.Tensor | None = None):
+        """Both ends for ``(B, 4, h, w)`` planes; ``skip_keep`` ``(B,)`` of 0/1 drops the encoder skip
+        of some samples, so the decoder must also read the latent (where the diffusion step acts)."""
         if self.pipeline.adapters:
             self.unet.set_adapter(adapter_name(pattern))
             self.rvae.set_adapter(adapter_name(pattern))
         latent, skip = self.rvae.encode(planes)
+        if skip is not None and skip_keep is not None:
+            skip = skip * skip_keep.to(skip)[:, None, None, None]
         alpha = self.pipeline.scheduler.alphas_cumprod[self.pipeline.timestep].to(latent)
         prompt = self.pipeline.null_prompt.to(latent).expand(latent.shape[0], -1, -1)
         eps = self.unet(latent, self.pipeline.timestep, encoder_hidden_states=prompt).sample
-        restored = self.rvae.decode((latent - (1 - alpha).sqrt() * eps) / alpha.sqrt(), skip)
-        return self.rvae.decode(latent, skip), restored
+        restored = self.rvae.decode((latent - (1 - alpha).sqrt() * eps) / alpha.sqrt(), skip, planes)
+        return self.rvae.decode(latent, skip, planes), restored
 
 
 def trainable_parameters(pipeline, parts: list[str]) -> list[nn.Parameter]:
@@ -210,6 +214,7 @@ def train(
         config.noise,
         base,
         config.seed,
+        skip_dropout=config.skip_dropout,
     )
     validation = validation_batches(images[-held_out:], 256) if held_out else []
     run = _Run(config, out, accelerator)
@@ -247,7 +252,7 @@ def _train_step(run: _Run, batch: dict, stage: Stage) -> dict:
     device = run.accelerator.device
     planes, target, to_srgb = (batch[k].to(device) for k in ("planes", "target", "to_srgb"))
     run.trainer.train()
-    fidelity, restored = run.trainer(planes, batch["pattern"])
+    fidelity, restored = run.trainer(planes, batch["pattern"], batch["skip_keep"].to(device))
     weights = run.config.loss
     loss_fidelity, parts = restoration_loss(fidelity, target, to_srgb, weights)
     loss_restored, parts_restored = restoration_loss(restored, target, to_srgb, weights)

@@ -1,0 +1,1 @@
+"""Evaluation against classical pipelines (`rddm eval`) and benchmarks (`rddm bench`)."""

@@ -1,0 +1,83 @@
+"""Classical pipelines on the same mosaics: LibRaw demosaicking, then a tuned sRGB denoiser."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import rawpy
+
+from rddm.color import render_srgb
+from rddm.io.dng import write_cfa_dng
+from rddm.synth.dataset import SYNTH_BLACK_LEVEL, SYNTH_WHITE_LEVEL, to_raw_units
+
+DEMOSAICS = {
+    "ahd": rawpy.DemosaicAlgorithm.AHD,
+    "aahd": rawpy.DemosaicAlgorithm.AAHD,
+    "dht": rawpy.DemosaicAlgorithm.DHT,
+}
+# Strength grids; 0 means "no denoising" (the right choice without noise).
+NLM_STRENGTHS = (0, 3, 6, 10, 15)
+BM3D_SIGMAS = (0, 0.01, 0.02, 0.04, 0.07)
+
+
+def libraw_demosaic(cfa: np.ndarray, pattern: str, wb_gains, xyz_to_cam, algorithm: str) -> np.ndarray:
+    """White-balanced linear camera RGB ``(H, W, 3)`` from LibRaw's ``algorithm`` on ``cfa``.
+
+    The mosaic goes through a real CFA DNG so LibRaw sees what it sees in a camera file; its 16-bit
+    linear output with as-shot WB and no brightening is our HQ convention (clip(raw * gains)).
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "mosaic.dng"
+        write_cfa_dng(
+            path,
+            to_raw_units(cfa),
+            pattern,
+            black_level=[SYNTH_BLACK_LEVEL] * 4,
+            white_level=SYNTH_WHITE_LEVEL,
+            xyz_to_cam=xyz_to_cam,
+            wb_gains=wb_gains,
+        )
+        with rawpy.imread(str(path)) as raw:
+            rgb = raw.postprocess(
+                demosaic_algorithm=DEMOSAICS[algorithm],
+                use_camera_wb=True,
+                output_color=rawpy.ColorSpace.raw,
+                gamma=(1, 1),
+                no_auto_bright=True,
+                output_bps=16,
+                user_flip=0,
+                highlight_mode=rawpy.HighlightMode.Clip,
+            )
+    return rgb.astype(np.float32) / 65535.0
+
+
+def denoise_nlm(srgb: np.ndarray, strength: float) -> np.ndarray:
+    """OpenCV's non-local means on the 8-bit sRGB rendering (``strength`` = its h, in grey levels)."""
+    if strength <= 0:
+        return srgb
+    image = np.round(np.clip(srgb, 0, 1) * 255).astype(np.uint8)
+    out = cv2.fastNlMeansDenoisingColored(image, None, strength, strength, 7, 21)
+    return out.astype(np.float32) / 255.0
+
+
+def denoise_bm3d(srgb: np.ndarray, sigma: float) -> np.ndarray:
+    """BM3D (PyPI ``bm3d``) on the sRGB rendering; ``sigma`` in [0, 1] units."""
+    if sigma <= 0:
+        return srgb
+    import bm3d
+
+    return np.clip(bm3d.bm3d_rgb(srgb, sigma), 0, 1).astype(np.float32)
+
+
+def classical_candidates(lq, pattern, wb_gains, xyz_to_cam, algorithm: str, denoisers: tuple[str, ...]):
+    """Every (denoiser, strength) rendering of one demosaic: ``{("nlm", 6): srgb, ...}``."""
+    srgb = render_srgb(libraw_demosaic(lq, pattern, wb_gains, xyz_to_cam, algorithm), xyz_to_cam)
+    candidates = {}
+    if "nlm" in denoisers:
+        candidates |= {("nlm", s): denoise_nlm(srgb, s) for s in NLM_STRENGTHS}
+    if "bm3d" in denoisers:
+        candidates |= {("bm3d", s): denoise_bm3d(srgb, s) for s in BM3D_SIGMAS}
+    return candidates

@@ -1,0 +1,140 @@
+"""Training: the loss falls on a miniature config, a resumed run continues exactly, the export loads."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from rddm.model.registry import load_pipeline
+from rddm.train.config import Stage, TrainConfig, load_config
+from rddm.train.loop import train
+
+MINI_MODEL = {
+    "rvae": {
+        "block_out_channels": [8, 16, 16],
+        "layers_per_block": 1,
+        "norm_num_groups": 1,
+        "mid_block_add_attention": False,
+        "pixel_norm": True,
+        "skip_connections": True,
+        "output_shuffle": True,
+        "input_residual": True,
+    },
+    "unet": {
+        "sample_size": 8,
+        "down_block_types": ["DownBlock2D", "DownBlock2D"],
+        "up_block_types": ["UpBlock2D", "UpBlock2D"],
+        "mid_block_type": None,
+        "block_out_channels": [16, 32],
+        "layers_per_block": 1,
+        "norm_num_groups": 1,
+        "cross_attention_dim": 8,
+        "attention_head_dim": 4,
+    },
+    "prompt_tokens": 1,
+    "prompt_dim": 8,
+    "lora_rank": 2,
+}
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    for index in range(6):
+        yy, xx = np.mgrid[0:80, 0:96] / 20.0
+        image = 0.5 + 0.4 * np.stack([np.sin(xx + index), np.cos(yy * 1.3), np.sin(xx * yy / 3)], -1)
+        image += rng.normal(0, 0.02, image.shape)
+        Image.fromarray((np.clip(image, 0, 1) * 255).astype(np.uint8)).save(folder / f"p{index}.png")
+    return folder
+
+
+def mini_config(photos, steps: int, **changes) -> TrainConfig:
+    config = TrainConfig(
+        name="mini",
+        model=MINI_MODEL,
+        stages=[
+            Stage(
+                name="joint",
+                steps=steps,
+                train=["rvae_encoder", "rvae_decoder", "unet", "adapters"],
+                learning_rate=3e-3,
+            )
+        ],
+        data_dir=str(photos),
+        validation_images=2,
+        crop=32,
+        batch_size=4,
+        skip_dropout=0.5,
+        log_every=1,
+        validate_every=1000,
+        checkpoint_every=1000,
+        threads=1,
+    )
+    return dataclasses.replace(config, **changes)
+
+
+def test_loss_falls_and_the_export_loads(photos, tmp_path):
+    model = train(mini_config(photos, 40), tmp_path / "run", progress=False)
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    losses = [entry["loss"] for entry in log if "loss" in entry]
+    assert len(losses) == 40
+    assert np.mean(losses[-8:]) < 0.7 * np.mean(losses[:8])
+    assert any("val_psnr_restored" in entry for entry in log)
+    pipeline = load_pipeline(model)
+    assert pipeline.info["trained"] is True and pipeline.info["steps"] == 40
+    assert pipeline.adapters == ("rggb", "bggr", "grbg", "gbrg")
+
+
+def test_resume_continues_exactly(photos, tmp_path):
+    config = mini_config(photos, 6, checkpoint_every=3)
+    train(config, tmp_path / "straight", progress=False)
+    train(config, tmp_path / "resumed", progress=False, max_steps=3)
+    train(config, tmp_path / "resumed", progress=False)
+    straight = torch.load(tmp_path / "straight/checkpoints/step_6/state.pt", weights_only=False)["model"]
+    resumed = torch.load(tmp_path / "resumed/checkpoints/step_6/state.pt", weights_only=False)["model"]
+    assert straight.keys() == resumed.keys()
+    for key in straight:
+        torch.testing.assert_close(straight[key], resumed[key], rtol=0, atol=0)
+
+
+def test_shipped_configs_load():
+    tiny = load_config("rddm-tiny")
+    assert tiny.model["rvae"]["output_shuffle"] is True and tiny.total_steps > 0
+    sd21 = load_config("rddm-sd21")
+    assert sd21.model["unet"]["cross_attention_dim"] == 1024
+    assert [stage.name for stage in sd21.stages] == ["rvae", "diffusion"]
+
+
+def test_sd21_config_trains_at_reduced_widths(photos, tmp_path):
+    """The paper-sized recipe (attention, GroupNorm, SD's two stages) as a smoke test, narrow."""
+    sd21 = load_config("rddm-sd21")
+    model = json.loads(json.dumps(sd21.model))
+    model["rvae"] |= {"block_out_channels": [8, 8, 16, 16], "norm_num_groups": 4}
+    model["unet"] |= {
+        "block_out_channels": [16, 16, 32, 32],
+        "attention_head_dim": [2, 2, 4, 4],
+        "cross_attention_dim": 16,
+        "norm_num_groups": 4,
+        "sample_size": 8,
+    }
+    model["prompt_dim"] = 16
+    stages = [dataclasses.replace(stage, steps=2) for stage in sd21.stages]
+    config = dataclasses.replace(
+        sd21,
+        model=model,
+        stages=stages,
+        data_dir=str(photos),
+        crop=32,
+        batch_size=2,
+        validation_images=1,
+        log_every=1,
+        threads=1,
+    )
+    exported = load_pipeline(train(config, tmp_path / "sd21", progress=False))
+    assert exported.info["steps"] == 4 and exported.rvae.downscale == 8
