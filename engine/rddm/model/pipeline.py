@@ -180,7 +180,6 @@ class RDDMPipeline:
         roi: tuple[int, int, int, int] | None = None,
         tile_size: int = 256,
         tile_overlap: int = 32,
-        need: tuple[bool, bool] = (True, True),
         progress: Callable[[int, int], None] | None = None,
         cancel: threading.Event | None = None,
     ) -> Ends:
@@ -189,6 +188,11 @@ class RDDMPipeline:
         Coordinates are full-resolution pixels of the stored (not rotated) mosaic. ``tile_size``
         and ``tile_overlap`` are in packed pixels (2 full-resolution pixels each).
         """
+        fidelity, restored = self._restore(raw, roi, tile_size, tile_overlap, None, progress, cancel)
+        return Ends(fidelity=fidelity, restored=restored)
+
+    def _restore(self, raw, roi, tile_size, tile_overlap, mix, progress, cancel) -> list[np.ndarray]:
+        """[fidelity, restored] regions, or [blend] when ``mix`` is a strength (one buffer, less memory)."""
         pattern, drop_rows, drop_cols = self.route_pattern(raw.cfa_pattern)
         cfa = raw.cfa[drop_rows:, drop_cols:]
         full_height, full_width = raw.cfa.shape
@@ -215,32 +219,40 @@ class RDDMPipeline:
             max(t.top + t.height for t in tiles),
             max(t.left + t.width for t in tiles),
         )
-        ends = self._blend_tiles(planes, tiles, area, tile_overlap, need, progress, cancel)
-        return self._crop_to_roi(ends, area, raw, (drop_rows, drop_cols), (x, y, roi_width, roi_height))
+        sums = self._blend_tiles(planes, tiles, area, tile_overlap, mix, progress, cancel)
+        return self._crop_to_roi(sums, area, raw, (drop_rows, drop_cols), (x, y, roi_width, roi_height))
 
-    def _blend_tiles(self, planes, tiles: list[Tile], area, overlap, need, progress, cancel):
+    def _blend_tiles(self, planes, tiles: list[Tile], area, overlap, mix, progress, cancel):
         area_top, area_left, area_bottom, area_right = area
         shape = (3, 2 * (area_bottom - area_top), 2 * (area_right - area_left))
-        sums = [torch.zeros(shape) if wanted else None for wanted in need]
+        need = (True, True) if mix is None else (mix < 1.0, mix > 0.0)
+        sums = [torch.zeros(shape) for _ in range(2 if mix is None else 1)]
         weights = torch.zeros(shape[1:])
         height, width = planes.shape[-2:]
         for index, tile in enumerate(tiles):
             if cancel is not None and cancel.is_set():
                 raise Cancelled("restore cancelled")
             crop = planes[:, tile.top : tile.top + tile.height, tile.left : tile.left + tile.width]
-            outputs = self._run_tile(crop[None].to(self.device, self.dtype), *need)
+            fidelity, restored = self._run_tile(crop[None].to(self.device, self.dtype), *need)
+            if mix is None:
+                outputs = [fidelity, restored]
+            elif fidelity is None or restored is None:
+                outputs = [fidelity if restored is None else restored]
+            else:
+                outputs = [(1.0 - mix) * fidelity + mix * restored]
             weight = feather(tile, height, width, overlap)
             rows = slice(2 * (tile.top - area_top), 2 * (tile.top - area_top + tile.height))
             cols = slice(2 * (tile.left - area_left), 2 * (tile.left - area_left + tile.width))
             for total, output in zip(sums, outputs, strict=True):
-                if total is not None:
-                    total[:, rows, cols] += output[0].float().cpu() * weight
+                total[:, rows, cols] += output[0].float().cpu() * weight
             weights[rows, cols] += weight
             if progress is not None:
                 progress(index + 1, len(tiles))
-        return [None if s is None else (s / weights).permute(1, 2, 0).numpy() for s in sums]
+        for total in sums:
+            total /= weights
+        return [total.permute(1, 2, 0).numpy() for total in sums]
 
-    def _crop_to_roi(self, ends, area, raw: RawImage, drop, roi) -> Ends:
+    def _crop_to_roi(self, images, area, raw: RawImage, drop, roi) -> list[np.ndarray]:
         drop_rows, drop_cols = drop
         x, y, roi_width, roi_height = roi
         # Output pixel (row, col) of the area is mosaic pixel (2*area_top + row + drop_rows, ...).
@@ -248,21 +260,14 @@ class RDDMPipeline:
         col0 = x - drop_cols - 2 * area[1]
         clipped = self._clipped_mask(raw)[y : y + roi_height, x : x + roi_width]
         cropped = []
-        for end in ends:
-            if end is None:
-                cropped.append(None)
-                continue
-            # Rows/columns dropped for canonicalisation are filled from their neighbours.
-            padded = np.pad(end, ((max(0, -row0), 0), (max(0, -col0), 0), (0, 0)), mode="edge")
+        for image in images:
+            if row0 < 0 or col0 < 0:  # rows/columns dropped for canonicalisation: copy neighbours
+                image = np.pad(image, ((max(0, -row0), 0), (max(0, -col0), 0), (0, 0)), mode="edge")
             r, c = max(0, row0), max(0, col0)
-            region = np.clip(padded[r : r + roi_height, c : c + roi_width], 0.0, 1.0)
+            region = np.clip(image[r : r + roi_height, c : c + roi_width], 0.0, 1.0)
             region[clipped] = 1.0
-            cropped.append(np.ascontiguousarray(region, dtype=np.float32))
-        fidelity, restored = cropped
-        return Ends(
-            fidelity=fidelity if fidelity is not None else restored,
-            restored=restored if restored is not None else fidelity,
-        )
+            cropped.append(region)
+        return cropped
 
     @staticmethod
     def _clipped_mask(raw: RawImage) -> np.ndarray:
@@ -286,17 +291,7 @@ class RDDMPipeline:
         """Restore ``raw`` at ``strength`` in [0, 1]: ``(H, W, 3)`` float32 white-balanced linear
         camera RGB in [0, 1] (or the ``roi`` region of it). Deterministic: no noise is sampled."""
         strength = check_strength(strength)
-        need = (strength < 1.0, strength > 0.0)
-        ends = self.restore_ends(
-            raw,
-            roi=roi,
-            tile_size=tile_size,
-            tile_overlap=tile_overlap,
-            need=need,
-            progress=progress,
-            cancel=cancel,
-        )
-        return ends.blend(strength)
+        return self._restore(raw, roi, tile_size, tile_overlap, strength, progress, cancel)[0]
 
 
 __all__ = ["CFA_PATTERNS", "Cancelled", "Ends", "RDDMPipeline", "check_strength", "resolve_device"]
