@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.rddm-installed
 SHARED ?= ../shared/data
 DEMO_OUT ?= out/demo
 
-.PHONY: all demo test lint format system-deps sample clean
+.PHONY: all demo test lint format system-deps sample bench eval clean
 
 all: test
 
@@ -51,6 +51,13 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Benchmarks and evaluation: long, never part of `make test`; figures land in out/.
+bench: $(STAMP)
+	$(BIN)/rddm bench --model rddm-tiny --sizes 12MP 24MP --out out/bench
+
+eval: $(STAMP)
+	$(BIN)/rddm eval --model rddm-tiny --canonical-shift --out out/eval
 
 # Rebuild the bundled sample from Kodak24 (needs ../shared/data); the result is committed.
 sample: $(STAMP)

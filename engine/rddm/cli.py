@@ -196,6 +196,17 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rddm.evaluate.bench import run_bench
+
+    _load_model(argparse.Namespace(**{**vars(args), "device": "cpu"}))  # fail early and clearly
+    run_bench(args.model, Path(args.out), args.sizes, sd21=not args.no_sd21)
+    print((Path(args.out) / "bench.md").read_text(encoding="utf-8"))
+    return EXIT_OK
+
+
 def _strength(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
@@ -308,6 +319,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--quiet", action="store_true")
     evaluation.add_argument("--allow-untrained", action="store_true", help=argparse.SUPPRESS)
     evaluation.set_defaults(run=_cmd_eval)
+
+    bench = commands.add_parser("bench", help="time and memory of restoring, against LibRaw AHD")
+    bench.add_argument("--model", default="rddm-tiny")
+    bench.add_argument("--sizes", nargs="+", default=["12MP", "24MP"], choices=["12MP", "24MP"])
+    bench.add_argument("--no-sd21", action="store_true", help="skip the reduced-width rddm-sd21 run")
+    bench.add_argument("--out", default="out/bench", metavar="DIR")
+    bench.add_argument("--allow-untrained", action="store_true", help=argparse.SUPPRESS)
+    bench.set_defaults(run=_cmd_bench)
 
     model = commands.add_parser("model", help="build and inspect models")
     model_commands = model.add_subparsers(dest="model_command", required=True, metavar="ACTION")

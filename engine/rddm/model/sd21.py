@@ -102,3 +102,67 @@ def build_sd21(
         info={"name": "rddm-sd21", "trained": False, "lora_rank": lora_rank, "base": str(base)},
     )
     return save_pipeline(pipeline, out)
+
+
+# Stable Diffusion 2.1-base's configuration with every width divided by 16 (block types, layer
+# counts, linear projections, 1/8 latent scale and the 77-token context are SD 2.1's own).
+REDUCED_SD21_VAE = {
+    "in_channels": 3,
+    "out_channels": 3,
+    "down_block_types": ["DownEncoderBlock2D"] * 4,
+    "up_block_types": ["UpDecoderBlock2D"] * 4,
+    "block_out_channels": [8, 16, 32, 32],
+    "layers_per_block": 2,
+    "latent_channels": 4,
+    "norm_num_groups": 8,
+    "scaling_factor": 0.18215,
+}
+REDUCED_SD21_UNET = {
+    "sample_size": 64,
+    "down_block_types": ["CrossAttnDownBlock2D"] * 3 + ["DownBlock2D"],
+    "up_block_types": ["UpBlock2D"] + ["CrossAttnUpBlock2D"] * 3,
+    "block_out_channels": [32, 32, 64, 64],
+    "layers_per_block": 2,
+    "attention_head_dim": [2, 2, 4, 4],
+    "cross_attention_dim": 64,
+    "use_linear_projection": True,
+    "norm_num_groups": 8,
+}
+
+
+def write_reduced_base(folder: str | os.PathLike) -> Path:
+    """A diffusers-format SD 2.1-base folder at reduced widths with random weights, for tests and
+    benchmarks of the ``rddm-sd21`` code path on machines without the real weights."""
+    import json
+
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    folder = Path(folder)
+    torch.manual_seed(0)
+    AutoencoderKL(**REDUCED_SD21_VAE).save_pretrained(folder / "vae")
+    UNet2DConditionModel(**REDUCED_SD21_UNET).save_pretrained(folder / "unet")
+    DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012).save_pretrained(
+        folder / "scheduler"
+    )
+    text = CLIPTextConfig(
+        vocab_size=9,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=77,
+        bos_token_id=7,
+        eos_token_id=8,
+        pad_token_id=0,
+        projection_dim=64,
+    )
+    CLIPTextModel(text).save_pretrained(folder / "text_encoder")
+    tokens = ["!", "a", "b", "c", "a</w>", "b</w>", "c</w>", "<|startoftext|>", "<|endoftext|>"]
+    vocabulary = folder / "tokenizer"
+    vocabulary.mkdir(parents=True, exist_ok=True)
+    (vocabulary / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}))
+    (vocabulary / "merges.txt").write_text("#version: 0.2\n")
+    CLIPTokenizer(
+        str(vocabulary / "vocab.json"), str(vocabulary / "merges.txt"), pad_token="!"
+    ).save_pretrained(vocabulary)
+    return folder

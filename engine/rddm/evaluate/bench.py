@@ -1,0 +1,178 @@
+"""`rddm bench`: seconds and peak memory of restoring, against LibRaw's AHD on the same files.
+
+Whole-file figures are measured on child processes (``os.wait4`` gives each one's peak RSS), so a
+figure is what a user's command costs: start-up, model load, reading, restoring and writing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from rddm.synth import SynthConfig, pair_rng, synthesize_pair
+from rddm.synth.dataset import read_srgb, write_pair
+
+SIZES = {"12MP": (4000, 3000), "24MP": (6000, 4000)}
+SOURCE = "../shared/data/srgb-bench/kodak24/kodim05.png"
+
+
+def bench_raw(folder: Path, name: str, width: int, height: int, source: str = SOURCE) -> Path:
+    """A CFA DNG of ``width`` x ``height`` (a Kodak photo enlarged, ISO 3200 noise)."""
+    path = folder / f"{name}.dng"
+    if path.exists():
+        return path
+    if Path(source).is_file():
+        image = cv2.resize(read_srgb(source), (width, height), interpolation=cv2.INTER_CUBIC)
+    else:  # without the shared data: a smooth synthetic scene of the same size
+        yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+        image = 0.5 + 0.4 * np.stack([np.sin(xx / 97), np.cos(yy / 61), np.sin((xx + yy) / 43)], -1)
+    pair = synthesize_pair(
+        np.clip(image, 0, 1), SynthConfig(noise="reference", iso=3200), pair_rng(0), "RGGB"
+    )
+    write_pair(pair, path, folder / f"{name}_hq.tiff", overwrite=True)
+    return path
+
+
+def measure(command: list[str]) -> dict:
+    """Seconds and peak RSS (MB) of a child process; raises if it fails."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    if status != 0:
+        raise RuntimeError(f"{command[:3]} failed: {process.stderr.read().decode()[-500:]}")
+    return {"seconds": round(seconds, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024)}
+
+
+_AHD = (
+    "import sys, rawpy, numpy\n"
+    "with rawpy.imread(sys.argv[1]) as raw:\n"
+    "    rgb = raw.postprocess(demosaic_algorithm=rawpy.DemosaicAlgorithm.AHD, use_camera_wb=True,"
+    " output_bps=16)\n"
+    "numpy.save(sys.argv[2], rgb)\n"
+)
+
+
+def bench_files(model: str, folder: Path, sizes: dict, extra: tuple[str, ...] = ()) -> list[dict]:
+    """`rddm restore` and LibRaw AHD (rawpy, to a 16-bit array) on each ``{name: (width, height)}``,
+    in child processes."""
+    rddm = str(Path(sys.executable).parent / "rddm")
+    rows = []
+    for name, (width, height) in sizes.items():
+        path = bench_raw(folder, name, width, height)
+        restore = measure(
+            [
+                rddm,
+                "restore",
+                str(path),
+                "--model",
+                model,
+                "--out",
+                str(folder),
+                "--quiet",
+                "--overwrite",
+                *extra,
+            ]
+        )
+        ahd = measure([sys.executable, "-c", _AHD, str(path), str(folder / "ahd.npy")])
+        rows.append(
+            {
+                "size": name,
+                "rddm_seconds": restore["seconds"],
+                "rddm_peak_rss_mb": restore["peak_rss_mb"],
+                "ahd_seconds": ahd["seconds"],
+                "ahd_peak_rss_mb": ahd["peak_rss_mb"],
+                "ratio": round(restore["seconds"] / ahd["seconds"], 1),
+            }
+        )
+    return rows
+
+
+def bench_roi(model: str, folder: Path, repeats: int = 5) -> dict:
+    """A new 512x512 region (both strength ends) and a strength change on it (blend + render)."""
+    from rddm.color import render_srgb
+    from rddm.model.registry import load_pipeline
+    from rddm.raw import read_raw
+
+    pipeline = load_pipeline(model)
+    raw = read_raw(bench_raw(folder, "12MP", *SIZES["12MP"]))
+    new_roi, change = [], []
+    for index in range(repeats):
+        roi = (1000 + 512 * index, 1200, 512, 512)
+        started = time.perf_counter()
+        ends = pipeline.restore_ends(raw, roi=roi, tile_size=256, tile_overlap=32)
+        new_roi.append(time.perf_counter() - started)
+        for strength in (0.1, 0.35, 0.6, 0.85):
+            started = time.perf_counter()
+            render_srgb(ends.blend(strength), raw.xyz_to_cam)
+            change.append(time.perf_counter() - started)
+    return {
+        "roi_512_seconds": round(statistics.median(new_roi[1:]), 3),
+        "strength_change_ms": round(1000 * statistics.median(change), 1),
+    }
+
+
+def run_bench(model: str, out: Path, sizes: list[str], sd21: bool = True) -> dict:
+    """Every benchmark; writes ``bench.json`` and ``bench.md`` into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        chosen = {name: SIZES[name] for name in sizes}
+        results = {"model": model, "cpu_count": os.cpu_count(), "files": bench_files(model, folder, chosen)}
+        results |= bench_roi(model, folder)
+        if sd21:
+            results["sd21_reduced"] = bench_sd21(folder)
+    (out / "bench.json").write_text(json.dumps(results, indent=1))
+    (out / "bench.md").write_text(_markdown(results))
+    return results
+
+
+def bench_sd21(folder: Path) -> list[dict]:
+    """rddm-sd21's code path at reduced widths (random weights): peak RSS for growing images, tiled."""
+    from rddm.model.sd21 import build_sd21, write_reduced_base
+
+    model = build_sd21(write_reduced_base(folder / "sd21-base"), folder / "rddm-sd21-reduced")
+    rows = []
+    for name, size in (("1MP", (1216, 832)), ("4MP", (2432, 1664))):
+        measured = bench_files(
+            str(model), folder, {name: size}, extra=("--allow-untrained", "--tile", "512")
+        )[0]
+        rows.append(
+            {"size": name, "seconds": measured["rddm_seconds"], "peak_rss_mb": measured["rddm_peak_rss_mb"]}
+        )
+    return rows
+
+
+def _markdown(results: dict) -> str:
+    lines = [
+        f"Model `{results['model']}`, {results['cpu_count']} CPU cores.",
+        "",
+        "| file | rddm restore s | peak RSS MB | LibRaw AHD s | AHD peak RSS MB | ratio |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in results["files"]:
+        lines.append(
+            f"| {row['size']} | {row['rddm_seconds']} | {row['rddm_peak_rss_mb']} | {row['ahd_seconds']} |"
+            f" {row['ahd_peak_rss_mb']} | {row['ratio']}x |"
+        )
+    lines += [
+        "",
+        f"New 512x512 region (both strength ends): {results['roi_512_seconds']} s; "
+        f"strength change on it (blend + render): {results['strength_change_ms']} ms.",
+    ]
+    if "sd21_reduced" in results:
+        lines += ["", "rddm-sd21 code path at reduced widths, tiled 512 px:", ""]
+        lines += [
+            f"- {r['size']}: {r['seconds']} s, peak RSS {r['peak_rss_mb']} MB"
+            for r in results["sd21_reduced"]
+        ]
+    return "\n".join(lines) + "\n"
