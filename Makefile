@@ -2,8 +2,9 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-# The CPU build (this is what a machine without an NVIDIA GPU wants; see README for CUDA).
-TORCH  ?= torch==2.13.0
+# torch and torchvision from this machine's disk (the evaluation metrics need torchvision;
+# torch 2.13.0's CPU build has no matching torchvision here). See README for other machines.
+TORCH  ?= torch==2.14.1 torchvision==0.29.1
 STAMP  := $(VENV)/.rddm-installed
 SHARED ?= ../shared/data
 DEMO_OUT ?= out/demo
@@ -15,8 +16,8 @@ all: test
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[model,test]"
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e ".[model,eval,test]"
 	touch $@
 
 # darktable (real-darktable tests), Xvfb and Lua come from Debian; only root can install them.

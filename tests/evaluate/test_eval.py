@@ -61,7 +61,7 @@ def test_eval_writes_table_and_plots(tiny_model_dir, tmp_path):
         "dht+nlm",
     ):
         assert f"| {method} |" in report
-    assert "## photos: PSNR dB / SSIM / HaarPSI" in report
+    assert "## photos: PSNR dB / SSIM / HaarPSI / ST-LPIPS" in report
     assert (out / "psnr_vs_noise.png").stat().st_size > 10_000
     assert (out / "crops.png").stat().st_size > 10_000
     rows = json.loads((out / "results.json").read_text())["rows"]
@@ -74,6 +74,10 @@ def test_eval_writes_table_and_plots(tiny_model_dir, tmp_path):
 def test_scores_of_identical_and_noisy_images():
     image = np.random.default_rng(0).uniform(size=(40, 40, 3)).astype(np.float32)
     same = scores(image, image)
-    assert same["psnr"] > 100 and same["ssim"] > 0.999 and same["haarpsi"] > 0.99
+    assert same["psnr"] > 100 and same["ssim"] > 0.999 and same["haarpsi"] > 0.99 and same["stlpips"] < 1e-6
     noisy = np.clip(image + np.random.default_rng(1).normal(0, 0.1, image.shape), 0, 1).astype(np.float32)
-    assert 15 < scores(noisy, image)["psnr"] < 25
+    slightly = np.clip(image + np.random.default_rng(1).normal(0, 0.02, image.shape), 0, 1).astype(np.float32)
+    noisy_scores, slight_scores = scores(noisy, image), scores(slightly, image)
+    assert 15 < noisy_scores["psnr"] < 25
+    assert noisy_scores["stlpips"] > slight_scores["stlpips"] > 0
+    assert noisy_scores["haarpsi"] < slight_scores["haarpsi"]

@@ -10,7 +10,10 @@ tuning that can only favour the baselines.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
+import io
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -28,6 +31,7 @@ from rddm.synth.dataset import list_images, read_srgb
 from rddm.synth.noise import NOISE_LEVELS
 
 BORDER = 8
+METRICS = ("psnr", "ssim", "haarpsi", "stlpips")
 DEFAULT_SETS = ("../shared/data/srgb-bench/kodak24", "../shared/data/srgb-bench/mcmaster18")
 
 
@@ -44,8 +48,18 @@ class EvalSettings:
     seed: int = 0
 
 
+@functools.lru_cache(maxsize=1)
+def _stlpips():
+    """Shift-tolerant LPIPS (AlexNet), weights from its wheel: nothing is downloaded."""
+    with contextlib.redirect_stdout(io.StringIO()):  # it announces its set-up on stdout
+        from stlpips_pytorch import stlpips
+
+        return stlpips.LPIPS(net="alex", variant="shift_tolerant").eval()
+
+
 def scores(prediction: np.ndarray, reference: np.ndarray) -> dict:
-    """PSNR (dB), SSIM and HaarPSI of two sRGB renderings in [0, 1], border removed."""
+    """PSNR (dB), SSIM, HaarPSI (higher is better) and shift-tolerant LPIPS (lower is better) of
+    two sRGB renderings in [0, 1], border removed."""
     a = np.clip(prediction, 0, 1)[BORDER:-BORDER, BORDER:-BORDER].astype(np.float64)
     b = reference[BORDER:-BORDER, BORDER:-BORDER].astype(np.float64)
     mse = max(np.mean((a - b) ** 2), 1e-12)
@@ -54,6 +68,7 @@ def scores(prediction: np.ndarray, reference: np.ndarray) -> dict:
         "psnr": float(10 * np.log10(1.0 / mse)),
         "ssim": float(structural_similarity(a, b, channel_axis=2, data_range=1.0)),
         "haarpsi": float(piq.haarpsi(to_tensor(a), to_tensor(b), data_range=1.0)),
+        "stlpips": float(_stlpips()(to_tensor(a) * 2 - 1, to_tensor(b) * 2 - 1)),
     }
 
 
@@ -128,7 +143,7 @@ def summarise(rows: list[dict]) -> dict:
         groups[(row["dataset"], row["level"], row["method"])].append(row)
         groups[(row["dataset"], row["level"], row["method"], row["pattern"])].append(row)
     return {
-        key: {metric: float(np.mean([r[metric] for r in members])) for metric in ("psnr", "ssim", "haarpsi")}
+        key: {metric: float(np.mean([r[metric] for r in members])) for metric in METRICS}
         for key, members in groups.items()
     }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import piq
 import torch
 import torch.nn.functional as F
 
@@ -22,13 +23,19 @@ def gradient_l1(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def restoration_loss(prediction, target, to_srgb, weights: dict) -> tuple[torch.Tensor, dict]:
-    """Weighted sum of ``linear_l1``, ``srgb_l1`` and ``gradient_l1`` (on sRGB); returns the parts too."""
+    """Weighted sum of ``linear_l1``, ``srgb_l1``, ``gradient_l1`` (on sRGB) and, when weighted,
+    ``haarpsi`` (1 - HaarPSI, a weight-free perceptual similarity that runs offline); returns the
+    parts too."""
     rendered, rendered_target = render_srgb(prediction, to_srgb), render_srgb(target, to_srgb)
     parts = {
         "linear_l1": F.l1_loss(prediction, target),
         "srgb_l1": F.l1_loss(rendered, rendered_target),
         "gradient_l1": gradient_l1(rendered, rendered_target),
     }
+    if weights.get("haarpsi", 0.0) > 0:
+        parts["haarpsi"] = 1.0 - piq.haarpsi(
+            rendered.clamp(0, 1), rendered_target.clamp(0, 1), data_range=1.0
+        )
     total = sum(weights.get(name, 0.0) * value for name, value in parts.items())
     return total, {name: float(value.detach()) for name, value in parts.items()}
 
