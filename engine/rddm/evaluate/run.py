@@ -68,8 +68,13 @@ def scores(prediction: np.ndarray, reference: np.ndarray) -> dict:
         "psnr": float(10 * np.log10(1.0 / mse)),
         "ssim": float(structural_similarity(a, b, channel_axis=2, data_range=1.0)),
         "haarpsi": float(piq.haarpsi(to_tensor(a), to_tensor(b), data_range=1.0)),
-        "stlpips": float(_stlpips()(to_tensor(a) * 2 - 1, to_tensor(b) * 2 - 1)),
+        "stlpips": _stlpips_distance(to_tensor(a), to_tensor(b)),
     }
+
+
+@torch.no_grad()
+def _stlpips_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(_stlpips()(a * 2 - 1, b * 2 - 1))
 
 
 def _centre_crop(image: np.ndarray, size: int | None) -> np.ndarray:

@@ -4,8 +4,8 @@ For each tile of the packed, white-balanced mosaic:
     z_lq, skip = RVAE.encode(planes)                      (pattern's CMB-LoRA adapter on)
     eps = UNet(z_lq, t, null_prompt)                       (one step at the fixed timestep t)
     z_hq = (z_lq - sqrt(1 - a_t) * eps) / sqrt(a_t)       (OSEDiff: the x0 prediction)
-    fidelity = RVAE.decode(z_lq, skip, planes)              strength 0
-    restored = RVAE.decode(z_hq, skip, planes)              strength 1
+    fidelity = RVAE.decode(z_lq, skip, planes, pattern)     strength 0
+    restored = RVAE.decode(z_hq, skip, planes, pattern)     strength 1
 and ``out = (1 - s) * fidelity + s * restored`` blended over tiles with feathered weights. The
 output is linear and monotonic in ``s`` by construction, and a caller holding both ends (see
 :class:`Ends`) changes strength with a blend, not a model run.
@@ -151,15 +151,17 @@ class RDDMPipeline:
 
     # -- the model on one tile
     @torch.no_grad()
-    def _run_tile(self, planes: torch.Tensor, need_fidelity: bool, need_restored: bool):
+    def _run_tile(self, planes: torch.Tensor, pattern: str, need_fidelity: bool, need_restored: bool):
         latent, skip = self.rvae.encode(planes)
-        fidelity = self.rvae.decode(latent, skip, planes) if need_fidelity else None
+        fidelity = self.rvae.decode(latent, skip, planes, pattern) if need_fidelity else None
         restored = None
         if need_restored:
             alpha = self.scheduler.alphas_cumprod[self.timestep].to(latent.device, latent.dtype)
             prompt = self.null_prompt.expand(latent.shape[0], -1, -1)
             eps = self.unet(latent, self.timestep, encoder_hidden_states=prompt).sample
-            restored = self.rvae.decode((latent - (1 - alpha).sqrt() * eps) / alpha.sqrt(), skip, planes)
+            restored = self.rvae.decode(
+                (latent - (1 - alpha).sqrt() * eps) / alpha.sqrt(), skip, planes, pattern
+            )
         return fidelity, restored
 
     def _padded_planes(self, cfa: np.ndarray, pattern: str, wb_gains) -> tuple[torch.Tensor, int, int]:
@@ -219,10 +221,10 @@ class RDDMPipeline:
             max(t.top + t.height for t in tiles),
             max(t.left + t.width for t in tiles),
         )
-        sums = self._blend_tiles(planes, tiles, area, tile_overlap, mix, progress, cancel)
+        sums = self._blend_tiles(planes, pattern, tiles, area, tile_overlap, mix, progress, cancel)
         return self._crop_to_roi(sums, area, raw, (drop_rows, drop_cols), (x, y, roi_width, roi_height))
 
-    def _blend_tiles(self, planes, tiles: list[Tile], area, overlap, mix, progress, cancel):
+    def _blend_tiles(self, planes, pattern, tiles: list[Tile], area, overlap, mix, progress, cancel):
         area_top, area_left, area_bottom, area_right = area
         shape = (3, 2 * (area_bottom - area_top), 2 * (area_right - area_left))
         need = (True, True) if mix is None else (mix < 1.0, mix > 0.0)
@@ -233,7 +235,7 @@ class RDDMPipeline:
             if cancel is not None and cancel.is_set():
                 raise Cancelled("restore cancelled")
             crop = planes[:, tile.top : tile.top + tile.height, tile.left : tile.left + tile.width]
-            fidelity, restored = self._run_tile(crop[None].to(self.device, self.dtype), *need)
+            fidelity, restored = self._run_tile(crop[None].to(self.device, self.dtype), pattern, *need)
             if mix is None:
                 outputs = [fidelity, restored]
             elif fidelity is None or restored is None:

@@ -28,6 +28,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 from rddm.model.norm import use_pixel_norm
+from rddm.raw.cfa import plane_offsets
 
 
 class RawEncoder(Encoder):
@@ -57,11 +58,19 @@ class RawDecoder(Decoder):
         return self.conv_out(self.conv_act(sample))
 
 
-def interpolate_planes(planes: torch.Tensor) -> torch.Tensor:
-    """``(B, 4, h, w)`` R, Gr, Gb, B planes -> ``(B, 3, 2h, 2w)`` RGB by bilinear upsampling
-    (the same for every pattern; the half-pixel offsets are left to the model to correct)."""
-    rgb = torch.stack([planes[:, 0], (planes[:, 1] + planes[:, 2]) / 2, planes[:, 3]], dim=1)
-    return F.interpolate(rgb, scale_factor=2, mode="bilinear", align_corners=False)
+_BILINEAR_RB = torch.tensor([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]) / 4
+_BILINEAR_G = torch.tensor([[0.0, 1.0, 0.0], [1.0, 4.0, 1.0], [0.0, 1.0, 0.0]]) / 4
+
+
+def bilinear_demosaic(planes: torch.Tensor, cfa_pattern: str) -> torch.Tensor:
+    """``(B, 4, h, w)`` R, Gr, Gb, B planes of ``cfa_pattern`` -> ``(B, 3, 2h, 2w)`` RGB by bilinear
+    demosaicking: every sample back at its own position in the mosaic, the gaps interpolated."""
+    batch, _, height, width = planes.shape
+    sparse = planes.new_zeros(batch, 3, 2 * height, 2 * width)
+    for index, (row, col) in enumerate(plane_offsets(cfa_pattern)):
+        sparse[:, (0, 1, 1, 2)[index], row::2, col::2] = planes[:, index]
+    kernels = torch.stack([_BILINEAR_RB, _BILINEAR_G, _BILINEAR_RB])[:, None].to(planes)
+    return F.conv2d(F.pad(sparse, (1, 1, 1, 1), mode="reflect"), kernels, groups=3)
 
 
 class RawVAE(ModelMixin, ConfigMixin, PeftAdapterMixin):
@@ -147,13 +156,18 @@ class RawVAE(ModelMixin, ConfigMixin, PeftAdapterMixin):
         return mean * self.config.scaling_factor, skip if self.config.skip_connections else None
 
     def decode(
-        self, latent: torch.Tensor, skip: torch.Tensor | None = None, planes: torch.Tensor | None = None
+        self,
+        latent: torch.Tensor,
+        skip: torch.Tensor | None = None,
+        planes: torch.Tensor | None = None,
+        cfa_pattern: str | None = None,
     ) -> torch.Tensor:
         """Scaled latent (and skip features) -> ``(B, 3, H, W)`` linear camera RGB.
 
-        With ``input_residual`` the decoder predicts a correction to a plain interpolation of the
-        input ``planes`` (R, mean of the greens, B, bilinearly upsampled), which a model trained
-        from scratch learns far faster than the whole image.
+        With ``input_residual`` the decoder predicts a correction to the bilinear demosaic of the
+        input ``planes`` (their ``cfa_pattern`` places each sample), which a model trained from
+        scratch learns far faster than the whole image, and which keeps the decoder's task the
+        same for every Bayer pattern.
         """
         sample = self.post_quant_conv(latent / self.config.scaling_factor)
         skips = None
@@ -164,11 +178,11 @@ class RawVAE(ModelMixin, ConfigMixin, PeftAdapterMixin):
         rgb = self.decoder(sample, skips)
         rgb = F.pixel_shuffle(rgb, 2) if self.config.output_shuffle else rgb
         if self.config.input_residual:
-            if planes is None:
-                raise ValueError("this RVAE decodes a correction of the input: pass its planes")
-            rgb = rgb + interpolate_planes(planes)
+            if planes is None or cfa_pattern is None:
+                raise ValueError("this RVAE decodes a correction of its input: pass planes and pattern")
+            rgb = rgb + bilinear_demosaic(planes, cfa_pattern)
         return rgb
 
-    def forward(self, packed: torch.Tensor) -> torch.Tensor:
+    def forward(self, packed: torch.Tensor, cfa_pattern: str = "RGGB") -> torch.Tensor:
         latent, skip = self.encode(packed)
-        return self.decode(latent, skip, packed)
+        return self.decode(latent, skip, packed, cfa_pattern)

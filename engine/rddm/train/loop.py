@@ -49,8 +49,8 @@ class RDDMTrainer(nn.Module):
         alpha = self.pipeline.scheduler.alphas_cumprod[self.pipeline.timestep].to(latent)
         prompt = self.pipeline.null_prompt.to(latent).expand(latent.shape[0], -1, -1)
         eps = self.unet(latent, self.pipeline.timestep, encoder_hidden_states=prompt).sample
-        restored = self.rvae.decode((latent - (1 - alpha).sqrt() * eps) / alpha.sqrt(), skip, planes)
-        return self.rvae.decode(latent, skip, planes), restored
+        restored = self.rvae.decode((latent - (1 - alpha).sqrt() * eps) / alpha.sqrt(), skip, planes, pattern)
+        return self.rvae.decode(latent, skip, planes, pattern), restored
 
 
 def trainable_parameters(pipeline, parts: list[str]) -> list[nn.Parameter]:
