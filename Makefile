@@ -31,15 +31,17 @@ system-deps:
 	else echo "system-deps: not root or no apt-get; tests that need darktable will be skipped"; fi
 
 demo: $(STAMP)
-	@echo "== rddm info on the bundled sample (a CFA DNG synthesized from Kodak's kodim23)"
+	@echo "== rddm info on the bundled sample (a CFA DNG synthesized from Kodak's kodim23, ISO 3200 noise)"
 	$(BIN)/rddm info engine/rddm/data/sample.dng
 	@if [ -d "$(SHARED)/srgb-bench/kodak24" ]; then \
 	  echo "== rddm synth: RAW pairs from Kodak24 (4 Bayer patterns, ISO 3200 noise, 512x512 crops)"; \
 	  $(BIN)/rddm synth $(SHARED)/srgb-bench/kodak24 $(DEMO_OUT)/pairs --patterns RGGB BGGR GRBG GBRG \
 	    --iso 3200 --crop 512 --seed 0 --overwrite; \
 	else echo "== $(SHARED) not found: skipping the synthesis demo"; fi
-	@echo "== restoration is not part of this build yet: the model (issue 3) and its trained"
-	@echo "   weights (issue 4) are still to come, so the demo stops at reading and synthesis."
+	@echo "== rddm restore: the sample with the shipped rddm-tiny, as a LinearRaw DNG and a JPEG"
+	mkdir -p $(DEMO_OUT)
+	$(BIN)/rddm restore engine/rddm/data/sample.dng --out $(DEMO_OUT) --overwrite
+	$(BIN)/rddm restore engine/rddm/data/sample.dng --out $(DEMO_OUT) --format jpeg --overwrite
 
 test: $(STAMP) system-deps
 	$(BIN)/ruff check .

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import argparse
 
-from rddm.io.dng import write_cfa_dng
 from rddm.raw.reader import ExifInfo
 from rddm.synth import SynthConfig, pair_rng, synthesize_pair
-from rddm.synth.dataset import SYNTH_BLACK_LEVEL, SYNTH_WHITE_LEVEL, read_srgb, to_raw_units
+from rddm.synth.dataset import read_srgb, write_mosaic_dng
 
 SEED = 2023
 
@@ -26,16 +25,9 @@ def main() -> None:
     args = parser.parse_args()
     config = SynthConfig(noise="reference", iso=3200)
     pair = synthesize_pair(read_srgb(args.source), config, pair_rng(SEED), cfa_pattern="RGGB")
-    write_cfa_dng(
-        args.out,
-        to_raw_units(pair.lq_cfa),
-        pair.cfa_pattern,
-        black_level=[SYNTH_BLACK_LEVEL] * 4,
-        white_level=SYNTH_WHITE_LEVEL,
-        xyz_to_cam=pair.xyz_to_cam,
-        wb_gains=pair.wb_gains,
-        exif=ExifInfo(make="rddm", model="sample (Kodak kodim23)", iso=3200.0),
-        overwrite=True,
+    exif = ExifInfo(make="rddm", model="sample (Kodak kodim23)", iso=3200.0)
+    write_mosaic_dng(
+        args.out, pair.lq_cfa, pair.cfa_pattern, pair.wb_gains, pair.xyz_to_cam, exif=exif, overwrite=True
     )
     print(f"wrote {args.out}")
 

@@ -80,16 +80,16 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _load_model(args: argparse.Namespace):
+def _load_model(name: str, device: str, allow_untrained: bool):
     from rddm.model.registry import load_pipeline
 
-    pipeline = load_pipeline(args.model)
-    if not pipeline.info.get("trained", False) and not args.allow_untrained:
+    pipeline = load_pipeline(name)
+    if not pipeline.info.get("trained", False) and not allow_untrained:
         raise RddmError(
-            f"model {pipeline.info.get('name', args.model)} holds untrained weights: it does not restore "
+            f"model {pipeline.info.get('name', name)} holds untrained weights: it does not restore "
             "anything (train it with `rddm train`)"
         )
-    return pipeline.to(args.device)
+    return pipeline.to(device)
 
 
 def _cmd_restore(args: argparse.Namespace) -> int:
@@ -99,7 +99,7 @@ def _cmd_restore(args: argparse.Namespace) -> int:
 
     from rddm.restore import restore_file
 
-    pipeline = _load_model(args)
+    pipeline = _load_model(args.model, args.device, args.allow_untrained)
     failed = 0
     for source in tqdm(args.files, unit="file", disable=args.quiet or len(args.files) < 2, file=sys.stderr):
         started = time.perf_counter()
@@ -169,10 +169,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     models = {}
     for spec in args.model:
         label, _, name = spec.rpartition("=")
-        args.model_name = name
-        pipeline = _load_model(argparse.Namespace(**{**vars(args), "model": name}))
+        pipeline = _load_model(name, args.device, args.allow_untrained)
         if args.canonical_shift and pipeline.adapters:
-            canonical = _load_model(argparse.Namespace(**{**vars(args), "model": name}))
+            canonical = _load_model(name, args.device, args.allow_untrained)
             canonical.adapters = ("rggb",)  # every other pattern is shifted onto RGGB
             models[f"{label or pipeline.info.get('name', name)} (RGGB adapter + shift)"] = canonical
         models[label or pipeline.info.get("name", name)] = pipeline
@@ -201,30 +200,31 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     from rddm.evaluate.bench import run_bench
 
-    _load_model(argparse.Namespace(**{**vars(args), "device": "cpu"}))  # fail early and clearly
+    _load_model(args.model, "cpu", args.allow_untrained)  # fail early and clearly
     run_bench(args.model, Path(args.out), args.sizes, sd21=not args.no_sd21)
     print((Path(args.out) / "bench.md").read_text(encoding="utf-8"))
     return EXIT_OK
 
 
-def _strength(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is not a strength in [0, 1]")
-    return value
+def _unit_interval(kind: str) -> Callable[[str], float]:
+    """An argparse type for a number in [0, 1] that names what it is in its error."""
+
+    def parse(text: str) -> float:
+        value = float(text)
+        if not 0.0 <= value <= 1.0:
+            raise argparse.ArgumentTypeError(f"{text} is not a {kind} in [0, 1]")
+        return value
+
+    return parse
+
+
+_strength, _probability = _unit_interval("strength"), _unit_interval("probability")
 
 
 def _tile(text: str) -> int:
     value = int(text)
     if value < 64:
         raise argparse.ArgumentTypeError(f"tile {text} is too small (at least 64 pixels)")
-    return value
-
-
-def _probability(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is not a probability in [0, 1]")
     return value
 
 

@@ -10,8 +10,7 @@ import numpy as np
 import rawpy
 
 from rddm.color import render_srgb
-from rddm.io.dng import write_cfa_dng
-from rddm.synth.dataset import SYNTH_BLACK_LEVEL, SYNTH_WHITE_LEVEL, to_raw_units
+from rddm.synth.dataset import write_mosaic_dng
 
 DEMOSAICS = {
     "ahd": rawpy.DemosaicAlgorithm.AHD,
@@ -31,15 +30,7 @@ def libraw_demosaic(cfa: np.ndarray, pattern: str, wb_gains, xyz_to_cam, algorit
     """
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "mosaic.dng"
-        write_cfa_dng(
-            path,
-            to_raw_units(cfa),
-            pattern,
-            black_level=[SYNTH_BLACK_LEVEL] * 4,
-            white_level=SYNTH_WHITE_LEVEL,
-            xyz_to_cam=xyz_to_cam,
-            wb_gains=wb_gains,
-        )
+        write_mosaic_dng(path, cfa, pattern, wb_gains, xyz_to_cam)
         with rawpy.imread(str(path)) as raw:
             rgb = raw.postprocess(
                 demosaic_algorithm=DEMOSAICS[algorithm],

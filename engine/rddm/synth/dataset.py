@@ -59,19 +59,27 @@ def to_raw_units(cfa: np.ndarray) -> np.ndarray:
     return np.round(SYNTH_BLACK_LEVEL + np.clip(cfa, 0.0, 1.0) * span).astype(np.uint16)
 
 
+def write_mosaic_dng(path, cfa, cfa_pattern, wb_gains, xyz_to_cam, *, exif=None, overwrite=False) -> Path:
+    """A normalised ``(H, W)`` mosaic in [0, 1] as a real CFA DNG at the synthetic 14-bit levels."""
+    return write_cfa_dng(
+        path,
+        to_raw_units(cfa),
+        cfa_pattern,
+        black_level=[SYNTH_BLACK_LEVEL] * 4,
+        white_level=SYNTH_WHITE_LEVEL,
+        xyz_to_cam=xyz_to_cam,
+        wb_gains=wb_gains,
+        exif=exif,
+        overwrite=overwrite,
+    )
+
+
 def write_pair(pair: Pair, lq_path: Path, hq_path: Path, *, overwrite: bool = False) -> None:
     """LQ as a real CFA DNG (levels, matrix, WB, ISO), HQ as a float32 TIFF."""
     iso = pair.noise.iso if pair.noise and pair.noise.iso else 100.0
-    write_cfa_dng(
-        lq_path,
-        to_raw_units(pair.lq_cfa),
-        pair.cfa_pattern,
-        black_level=[SYNTH_BLACK_LEVEL] * 4,
-        white_level=SYNTH_WHITE_LEVEL,
-        xyz_to_cam=pair.xyz_to_cam,
-        wb_gains=pair.wb_gains,
-        exif=ExifInfo(make="rddm", model="synthetic", iso=iso),
-        overwrite=overwrite,
+    exif = ExifInfo(make="rddm", model="synthetic", iso=iso)
+    write_mosaic_dng(
+        lq_path, pair.lq_cfa, pair.cfa_pattern, pair.wb_gains, pair.xyz_to_cam, exif=exif, overwrite=overwrite
     )
     atomic_write(
         hq_path,
