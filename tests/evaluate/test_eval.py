@@ -61,7 +61,7 @@ def test_eval_writes_table_and_plots(tiny_model_dir, tmp_path):
         "dht+nlm",
     ):
         assert f"| {method} |" in report
-    assert "## photos: PSNR dB / SSIM / HaarPSI / ST-LPIPS" in report
+    assert "## photos: PSNR dB / SSIM / HaarPSI / ST-LPIPS (lower is better)" in report
     assert (out / "psnr_vs_noise.png").stat().st_size > 10_000
     assert (out / "crops.png").stat().st_size > 10_000
     rows = json.loads((out / "results.json").read_text())["rows"]

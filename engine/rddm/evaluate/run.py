@@ -173,7 +173,7 @@ def write_report(rows: list[dict], settings: EvalSettings, out: Path, command: s
     ]
     for dataset in dict.fromkeys(r["dataset"] for r in chosen):
         lines += [
-            f"## {dataset}: PSNR dB / SSIM / HaarPSI",
+            f"## {dataset}: PSNR dB / SSIM / HaarPSI / ST-LPIPS (lower is better)",
             "",
             "| method | " + " | ".join(settings.levels) + " |",
         ]
