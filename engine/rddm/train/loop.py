@@ -100,10 +100,24 @@ def _cosine(stage_steps: int, warmup: int = 50) -> Callable[[int], float]:
 
 
 def _build(config: TrainConfig):
-    """The starting model: a built folder (``model.from_folder``, e.g. rddm-sd21) or fresh weights."""
+    """The starting model: a built folder (``model.from_folder``, e.g. rddm-sd21) or fresh weights.
+
+    Fresh weights start with zeroed output convolutions: the RVAE's residual starts as exactly its
+    bilinear base and the UNet's noise prediction as zero, instead of random images to unlearn.
+    """
     model = config.model
     if model.get("from_folder"):
         return load_pipeline(model["from_folder"])
+    pipeline = _fresh(config)
+    with torch.no_grad():
+        for conv in (pipeline.rvae.decoder.conv_out, pipeline.unet.conv_out):
+            conv.weight.zero_()
+            conv.bias.zero_()
+    return pipeline
+
+
+def _fresh(config: TrainConfig):
+    model = config.model
     return build_pipeline(
         model["rvae"],
         model["unet"],
