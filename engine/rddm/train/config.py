@@ -34,6 +34,7 @@ class TrainConfig:
     stages: list[Stage]
     data_dir: str = "../shared/data/train-srgb"
     validation_images: int = 8  # the last N images of data_dir (sorted) are held out for validation
+    validation_iso: int | None = 3200  # reference noise of the validation crops (None: noise-free)
     crop: int = 128
     batch_size: int = 8
     source_downscale_min_side: int = 900  # images this large are area-downscaled by 2 first

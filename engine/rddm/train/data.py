@@ -89,9 +89,10 @@ class PairBatches:
         return batch
 
 
-def validation_batches(images, crop: int, seed: int = 1234) -> list[dict]:
-    """Fixed batches, one per pattern: the centre crop of every validation image at ISO 3200."""
-    config = SynthConfig(noise="reference", iso=3200)
+def validation_batches(images, crop: int, iso: int | None = 3200, seed: int = 1234) -> list[dict]:
+    """Fixed batches, one per pattern: the centre crop of every validation image at the reference
+    noise of ``iso`` (noise-free for None)."""
+    config = SynthConfig(noise="none") if iso is None else SynthConfig(noise="reference", iso=iso)
     batches = []
     for pattern_index, pattern in enumerate(CFA_PATTERNS):
         samples = []

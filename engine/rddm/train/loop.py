@@ -99,7 +99,7 @@ def _cosine(stage_steps: int, warmup: int = 50) -> Callable[[int], float]:
     return factor
 
 
-def _build(config: TrainConfig):
+def starting_model(config: TrainConfig):
     """The starting model: a built folder (``model.from_folder``, e.g. rddm-sd21) or fresh weights.
 
     Fresh weights start with zeroed output convolutions: the RVAE's residual starts as exactly its
@@ -140,7 +140,7 @@ class _Run:
     def __init__(self, config: TrainConfig, out: Path, accelerator: Accelerator):
         self.config, self.out, self.accelerator = config, out, accelerator
         torch.manual_seed(config.seed)
-        self.pipeline = _build(config)
+        self.pipeline = starting_model(config)
         self.trainer = accelerator.prepare(RDDMTrainer(self.pipeline))
         self.stage_index = -1
         self.step, self.seconds = 0, 0.0
@@ -230,7 +230,7 @@ def train(
         config.seed,
         skip_dropout=config.skip_dropout,
     )
-    validation = validation_batches(images[-held_out:], 256) if held_out else []
+    validation = validation_batches(images[-held_out:], 256, config.validation_iso) if held_out else []
     run = _Run(config, out, accelerator)
     checkpoint = _latest_checkpoint(out) if resume else None
     if checkpoint is not None:
@@ -240,6 +240,8 @@ def train(
     bar = tqdm(
         total=end, initial=run.step, unit="step", disable=not progress or not accelerator.is_main_process
     )
+    if validation and run.step == 0:  # the starting point, for the log's curve
+        _log(log, {"step": 0, **_validate(run, validation)})
     while run.step < end:
         index, stage = _stage_at(config, run.step)
         if index != run.stage_index:
