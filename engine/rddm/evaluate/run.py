@@ -183,7 +183,7 @@ def write_report(rows: list[dict], settings: EvalSettings, out: Path, command: s
             for level in settings.levels:
                 value = summary.get((dataset, level, method))
                 cells.append(
-                    f"{value['psnr']:.2f} / {value['ssim']:.3f} / {value['haarpsi']:.3f}" if value else "-"
+                    " / ".join(f"{value[m]:.{2 if m == 'psnr' else 3}f}" for m in METRICS) if value else "-"
                 )
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
         lines += [
