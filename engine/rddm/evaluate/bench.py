@@ -44,19 +44,20 @@ def bench_raw(folder: Path, name: str, width: int, height: int, source: str = SO
 
 def measure(command: list[str]) -> dict:
     """Seconds and peak RSS (MB) of a child process, through GNU time's ``%M`` (the peak of that
-    process alone; ``os.wait4``'s figure was seen to repeat the parent's); raises if it fails."""
+    process alone; ``os.wait4``'s figure was seen to repeat the parent's); raises if it fails.
+    Without GNU time (Debian package ``time``) the peak is reported as None."""
+    gnu_time = ["/usr/bin/time", "-f", "rddm-peak-kb %M"] if os.path.exists("/usr/bin/time") else []
     started = time.perf_counter()
     result = subprocess.run(
-        ["/usr/bin/time", "-f", "rddm-peak-kb %M", *command],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+        [*gnu_time, *command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     seconds = time.perf_counter() - started
     if result.returncode != 0:
         raise RuntimeError(f"{command[:3]} failed: {result.stderr[-500:]}")
-    peak_kb = int(result.stderr.rsplit("rddm-peak-kb ", 1)[1].split()[0])
-    return {"seconds": round(seconds, 2), "peak_rss_mb": round(peak_kb / 1024)}
+    peak = None
+    if gnu_time:
+        peak = round(int(result.stderr.rsplit("rddm-peak-kb ", 1)[1].split()[0]) / 1024)
+    return {"seconds": round(seconds, 2), "peak_rss_mb": peak}
 
 
 _AHD = (
