@@ -25,7 +25,7 @@ from rddm.errors import RddmError
 from rddm.model.lora import adapter_name
 from rddm.model.rvae import RawVAE
 from rddm.model.tiling import Tile, feather, tile_grid, tiles_touching
-from rddm.raw.cfa import CFA_PATTERNS, balance_planes, check_pattern, pack, pattern_after_crop
+from rddm.raw.cfa import balance_planes, check_pattern, pack, pattern_after_crop
 from rddm.raw.reader import RawImage
 
 # A 2x2 block whose four values all reach this is clipped in the RAW: it renders neutral white.
@@ -296,4 +296,4 @@ class RDDMPipeline:
         return self._restore(raw, roi, tile_size, tile_overlap, strength, progress, cancel)[0]
 
 
-__all__ = ["CFA_PATTERNS", "Cancelled", "Ends", "RDDMPipeline", "check_strength", "resolve_device"]
+__all__ = ["Cancelled", "Ends", "RDDMPipeline", "check_strength", "resolve_device"]
