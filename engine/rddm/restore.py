@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable
@@ -34,6 +35,15 @@ def output_path(source: Path, out_dir: Path | None, fmt: str, *, overwrite: bool
     return next_free_path(directory, source.stem, suffix)
 
 
+def packed_tiling(pipeline: RDDMPipeline, tile: int = DEFAULT_TILE) -> tuple[int, int]:
+    """(tile size, overlap) in packed pixels for a ``tile`` of full-resolution pixels: what every
+    restore of the engine and the CLI uses, so a preview's region equals the full restore there."""
+    multiple = pipeline.tile_multiple
+    packed_tile = max(multiple, (tile // 2) // multiple * multiple)
+    overlap = min(packed_tile - multiple, DEFAULT_OVERLAP // 2 // multiple * multiple)
+    return packed_tile, max(0, overlap)
+
+
 def restore_file(
     pipeline: RDDMPipeline,
     source: str | os.PathLike,
@@ -45,21 +55,21 @@ def restore_file(
     tile: int = DEFAULT_TILE,
     progress: Callable[[int, int], None] | None = None,
     cancel: threading.Event | None = None,
+    device_lock: contextlib.AbstractContextManager | None = None,
 ) -> Path:
     """Restore ``source`` and write it; returns the written path. The RAW itself is only read."""
     source = Path(source)
     raw = read_raw(source)
     target = output_path(source, Path(out_dir) if out_dir else None, fmt, overwrite=overwrite)
-    multiple = pipeline.tile_multiple
-    packed_tile = max(multiple, (tile // 2) // multiple * multiple)
-    overlap = min(packed_tile - multiple, DEFAULT_OVERLAP // 2 // multiple * multiple)
+    packed_tile, overlap = packed_tiling(pipeline, tile)
     restored = pipeline(
         raw,
         strength,
         tile_size=packed_tile,
-        tile_overlap=max(0, overlap),
+        tile_overlap=overlap,
         progress=progress,
         cancel=cancel,
+        device_lock=device_lock,
     )
     return write_output(
         target,

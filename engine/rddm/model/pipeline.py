@@ -13,6 +13,7 @@ output is linear and monotonic in ``s`` by construction, and a caller holding bo
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 from collections.abc import Callable
@@ -184,16 +185,22 @@ class RDDMPipeline:
         tile_overlap: int = 32,
         progress: Callable[[int, int], None] | None = None,
         cancel: threading.Event | None = None,
+        device_lock: contextlib.AbstractContextManager | None = None,
     ) -> Ends:
         """Both strength ends for the whole image or for ``roi = (x, y, width, height)``.
 
         Coordinates are full-resolution pixels of the stored (not rotated) mosaic. ``tile_size``
-        and ``tile_overlap`` are in packed pixels (2 full-resolution pixels each).
+        and ``tile_overlap`` are in packed pixels (2 full-resolution pixels each). ``device_lock``
+        is held for each tile's model run (a service shares one device between callers).
         """
-        fidelity, restored = self._restore(raw, roi, tile_size, tile_overlap, None, progress, cancel)
+        fidelity, restored = self._restore(
+            raw, roi, tile_size, tile_overlap, None, progress, cancel, device_lock
+        )
         return Ends(fidelity=fidelity, restored=restored)
 
-    def _restore(self, raw, roi, tile_size, tile_overlap, mix, progress, cancel) -> list[np.ndarray]:
+    def _restore(
+        self, raw, roi, tile_size, tile_overlap, mix, progress, cancel, device_lock=None
+    ) -> list[np.ndarray]:
         """[fidelity, restored] regions, or [blend] when ``mix`` is a strength (one buffer, less memory)."""
         pattern, drop_rows, drop_cols = self.route_pattern(raw.cfa_pattern)
         cfa = raw.cfa[drop_rows:, drop_cols:]
@@ -221,10 +228,22 @@ class RDDMPipeline:
             max(t.top + t.height for t in tiles),
             max(t.left + t.width for t in tiles),
         )
-        sums = self._blend_tiles(planes, pattern, tiles, area, tile_overlap, mix, progress, cancel)
+        sums = self._blend_tiles(
+            planes,
+            pattern,
+            tiles,
+            area,
+            tile_overlap,
+            mix,
+            progress,
+            cancel,
+            device_lock or contextlib.nullcontext(),
+        )
         return self._crop_to_roi(sums, area, raw, (drop_rows, drop_cols), (x, y, roi_width, roi_height))
 
-    def _blend_tiles(self, planes, pattern, tiles: list[Tile], area, overlap, mix, progress, cancel):
+    def _blend_tiles(
+        self, planes, pattern, tiles: list[Tile], area, overlap, mix, progress, cancel, device_lock
+    ):
         area_top, area_left, area_bottom, area_right = area
         shape = (3, 2 * (area_bottom - area_top), 2 * (area_right - area_left))
         need = (True, True) if mix is None else (mix < 1.0, mix > 0.0)
@@ -235,7 +254,8 @@ class RDDMPipeline:
             if cancel is not None and cancel.is_set():
                 raise Cancelled("restore cancelled")
             crop = planes[:, tile.top : tile.top + tile.height, tile.left : tile.left + tile.width]
-            fidelity, restored = self._run_tile(crop[None].to(self.device, self.dtype), pattern, *need)
+            with device_lock:
+                fidelity, restored = self._run_tile(crop[None].to(self.device, self.dtype), pattern, *need)
             if mix is None:
                 outputs = [fidelity, restored]
             elif fidelity is None or restored is None:
@@ -289,11 +309,12 @@ class RDDMPipeline:
         tile_overlap: int = 32,
         progress: Callable[[int, int], None] | None = None,
         cancel: threading.Event | None = None,
+        device_lock: contextlib.AbstractContextManager | None = None,
     ) -> np.ndarray:
         """Restore ``raw`` at ``strength`` in [0, 1]: ``(H, W, 3)`` float32 white-balanced linear
         camera RGB in [0, 1] (or the ``roi`` region of it). Deterministic: no noise is sampled."""
         strength = check_strength(strength)
-        return self._restore(raw, roi, tile_size, tile_overlap, strength, progress, cancel)[0]
+        return self._restore(raw, roi, tile_size, tile_overlap, strength, progress, cancel, device_lock)[0]
 
 
 __all__ = ["Cancelled", "Ends", "RDDMPipeline", "check_strength", "resolve_device"]
