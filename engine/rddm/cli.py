@@ -335,6 +335,10 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--out", required=True, metavar="PATH", help="model folder to write")
     build.add_argument("--lora-rank", type=int, default=4)
     build.set_defaults(run=_cmd_build_sd21)
+
+    from rddm.server.commands import add_engine_commands
+
+    add_engine_commands(commands, _strength, _tile)
     return parser
 
 

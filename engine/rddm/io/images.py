@@ -22,7 +22,7 @@ from rddm.color import render_srgb, to_uint
 from rddm.errors import OutputError
 from rddm.io.atomic import atomic_write
 from rddm.io.dng import write_linear_dng
-from rddm.raw.cfa import orient_mosaic
+from rddm.raw.cfa import ORIENTATION_TRANSFORMS, orient_mosaic
 from rddm.raw.reader import ExifInfo
 
 SUPPORTED_FORMATS: tuple[str, ...] = ("dng", "tiff", "png", "jpeg")
@@ -89,6 +89,55 @@ def upright(image: np.ndarray, orientation: int) -> np.ndarray:
     # The same transforms that turn a mosaic upright; the pattern is irrelevant for RGB.
     turned, _ = orient_mosaic(np.moveaxis(image, -1, 0), "RGGB", orientation)
     return np.moveaxis(turned, 0, -1)
+
+
+def _turn_region(region, transform: str, width: int, height: int):
+    """``(x, y, w, h)`` in a ``width`` x ``height`` image -> (region, width, height) after ``transform``."""
+    x, y, w, h = region
+    if transform == "flip_h":
+        return (width - x - w, y, w, h), width, height
+    if transform == "flip_v":
+        return (x, height - y - h, w, h), width, height
+    if transform == "rot180":
+        return (width - x - w, height - y - h, w, h), width, height
+    if transform == "transpose":
+        return (y, x, h, w), height, width
+    if transform == "rot90":  # counter-clockwise
+        return (y, width - x - w, h, w), height, width
+    if transform == "rot270":  # clockwise
+        return (height - y - h, x, h, w), height, width
+    raise ValueError(f"unknown transform {transform!r}")
+
+
+# The orientation that undoes each EXIF orientation (6 and 8 are quarter turns the other way).
+_INVERSE_ORIENTATION = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 8, 7: 7, 8: 6}
+
+
+def region_to_stored(
+    region: tuple[int, int, int, int] | None, orientation: int, width: int, height: int
+) -> tuple[int, int, int, int]:
+    """A region ``(x, y, w, h)`` of the upright picture as the same region of the stored pixels.
+
+    ``width`` and ``height`` are the stored image's; None is the whole picture. Raises ValueError
+    for an empty region or one that reaches outside the picture.
+    """
+    if orientation not in ORIENTATION_TRANSFORMS:
+        raise ValueError(f"EXIF orientation must be 1-8, got {orientation}")
+    turned = orientation in (5, 6, 7, 8)
+    upright_width, upright_height = (height, width) if turned else (width, height)
+    if region is None:
+        region = (0, 0, upright_width, upright_height)
+    x, y, w, h = (int(value) for value in region)
+    if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > upright_width or y + h > upright_height:
+        raise ValueError(
+            f"region x={x} y={y} width={w} height={h} is empty or outside the "
+            f"{upright_width}x{upright_height} picture"
+        )
+    current = (x, y, w, h)
+    size = (upright_width, upright_height)
+    for transform in ORIENTATION_TRANSFORMS[_INVERSE_ORIENTATION[orientation]]:
+        current, *size = _turn_region(current, transform, *size)
+    return current
 
 
 def write_output(

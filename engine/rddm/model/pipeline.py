@@ -39,7 +39,8 @@ class Cancelled(RddmError):
 
 @dataclasses.dataclass
 class Ends:
-    """Both strength ends of a restored region, ``(H, W, 3)`` float32 each; ``blend(s)`` is the output."""
+    """Both strength ends of a restored region, ``(H, W, 3)`` float32 each, not clipped to [0, 1]
+    (so that ``blend(s)``, which clips, is exactly the output at strength ``s``)."""
 
     fidelity: np.ndarray
     restored: np.ndarray
@@ -286,7 +287,10 @@ class RDDMPipeline:
             if row0 < 0 or col0 < 0:  # rows/columns dropped for canonicalisation: copy neighbours
                 image = np.pad(image, ((max(0, -row0), 0), (max(0, -col0), 0), (0, 0)), mode="edge")
             r, c = max(0, row0), max(0, col0)
-            region = np.clip(image[r : r + roi_height, c : c + roi_width], 0.0, 1.0)
+            # Ends stay unclipped: clipping each end and then blending is not the clipped blend.
+            region = image[r : r + roi_height, c : c + roi_width].copy()
+            if len(images) == 1:
+                np.clip(region, 0.0, 1.0, out=region)
             region[clipped] = 1.0
             cropped.append(region)
         return cropped
