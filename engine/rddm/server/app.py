@@ -121,7 +121,7 @@ class Health(BaseModel):
     device: str
     dtype: str
     queue: int
-    running: int
+    running_jobs: int
     model_runs: int
     pid: int
     uptime: float

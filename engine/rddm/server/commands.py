@@ -83,7 +83,7 @@ def _cmd_engine_status(args: argparse.Namespace) -> int:
     else:
         print(
             f"running: {client.url} pid {health['pid']}, rddm {health['version']}, model {health['model']} "
-            f"on {health['device']}, {health['queue']} queued, {health['running']} running"
+            f"on {health['device']}, {health['queue']} queued, {health['running_jobs']} running"
         )
     return EXIT_OK
 

@@ -224,7 +224,7 @@ class Engine:
             "device": str(self.pipeline.device),
             "dtype": str(self.pipeline.dtype).replace("torch.", ""),
             "queue": queued,
-            "running": running,
+            "running_jobs": running,
             "model_runs": self.device_lock.runs,
             "pid": os.getpid(),
             "uptime": round(time.time() - self.started, 1),
