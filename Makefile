@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.rddm-installed
 SHARED ?= ../shared/data
 DEMO_OUT ?= out/demo
 
-.PHONY: all demo test lint format system-deps sample bench eval clean
+.PHONY: all demo test lint format system-deps sample bench bench-engine eval clean
 
 all: test
 
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH)
-	$(BIN)/python -m pip install --quiet -e ".[model,eval,test]"
+	$(BIN)/python -m pip install --quiet -e ".[model,engine,eval,test]"
 	touch $@
 
 # darktable (real-darktable tests), Xvfb and Lua come from Debian; only root can install them.
@@ -58,6 +58,10 @@ format: $(STAMP)
 # Benchmarks and evaluation: long, never part of `make test`; figures land in out/.
 bench: $(STAMP)
 	$(BIN)/rddm bench --model rddm-tiny --sizes 12MP 24MP --out out/bench
+
+# The engine's latencies and overhead only (a real engine process on a 12 MP file).
+bench-engine: $(STAMP)
+	$(BIN)/rddm bench --model rddm-tiny --suite engine --sizes 12MP --out out/bench
 
 eval: $(STAMP)
 	$(BIN)/rddm eval --model rddm-tiny --canonical-shift --out out/eval

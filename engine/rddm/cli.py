@@ -201,8 +201,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from rddm.evaluate.bench import run_bench
 
     _load_model(args.model, "cpu", args.allow_untrained)  # fail early and clearly
-    run_bench(args.model, Path(args.out), args.sizes, sd21=not args.no_sd21)
-    print((Path(args.out) / "bench.md").read_text(encoding="utf-8"))
+    if "model" in args.suite:
+        run_bench(args.model, Path(args.out), args.sizes, sd21=not args.no_sd21)
+        print((Path(args.out) / "bench.md").read_text(encoding="utf-8"))
+    if "engine" in args.suite:
+        from rddm.server.bench import run_engine_bench
+
+        run_engine_bench(args.model, Path(args.out), size=args.sizes[0])
+        print((Path(args.out) / "engine.md").read_text(encoding="utf-8"))
     return EXIT_OK
 
 
@@ -324,6 +330,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--model", default="rddm-tiny")
     bench.add_argument("--sizes", nargs="+", default=["12MP", "24MP"], choices=["12MP", "24MP"])
     bench.add_argument("--no-sd21", action="store_true", help="skip the reduced-width rddm-sd21 run")
+    bench.add_argument(
+        "--suite",
+        nargs="+",
+        default=["model", "engine"],
+        choices=["model", "engine"],
+        help="model: whole files, ROI, sd21; engine: a real engine's latencies and overhead",
+    )
     bench.add_argument("--out", default="out/bench", metavar="DIR")
     bench.add_argument("--allow-untrained", action="store_true", help=argparse.SUPPRESS)
     bench.set_defaults(run=_cmd_bench)

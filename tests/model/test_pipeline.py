@@ -153,3 +153,15 @@ def test_pipeline_is_diffusers_style(tiny_model_dir, tmp_path):
     np.testing.assert_array_equal(
         pipeline(raw, 0.3, tile_size=32, tile_overlap=8), again(raw, 0.3, tile_size=32, tile_overlap=8)
     )
+
+
+def test_another_callers_adapter_between_tiles_changes_nothing(tiny_pipeline):
+    """The engine runs a preview of a BGGR RAW between the tiles of an RGGB job."""
+    raw = random_raw(64, 64, "RGGB")
+    alone = tiny_pipeline(raw, 0.5, tile_size=32, tile_overlap=8)
+
+    def another_caller(done: int, total: int) -> None:
+        tiny_pipeline.activate_adapter("BGGR")
+
+    interleaved = tiny_pipeline(raw, 0.5, tile_size=32, tile_overlap=8, progress=another_caller)
+    np.testing.assert_array_equal(interleaved, alone)

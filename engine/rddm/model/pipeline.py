@@ -93,6 +93,7 @@ class RDDMPipeline:
         self.null_prompt = null_prompt
         self.timestep = int(timestep)
         self.adapters = tuple(adapters)
+        self._active_adapter: str | None = None
         self.info = dict(info or {})
         self.device = torch.device("cpu")
         self.dtype = torch.float32
@@ -145,11 +146,13 @@ class RDDMPipeline:
                 return shifted, top, left
         raise RddmError(f"model has no adapter for {pattern} (it has {', '.join(self.adapters)})")
 
-    def _activate(self, pattern: str) -> None:
-        if self.adapters:
+    def activate_adapter(self, pattern: str) -> None:
+        """Switch the UNet and RVAE to the adapter of ``pattern`` (a no-op when it is on already)."""
+        if self.adapters and adapter_name(pattern) != self._active_adapter:
             name = adapter_name(pattern)
             self.unet.set_adapter(name)
             self.rvae.set_adapter(name)
+            self._active_adapter = name
 
     # -- the model on one tile
     @torch.no_grad()
@@ -214,7 +217,6 @@ class RDDMPipeline:
         multiple = self.tile_multiple
         if tile_size % multiple or tile_overlap % multiple:
             raise ValueError(f"tile size and overlap must be multiples of {multiple} packed pixels")
-        self._activate(pattern)
         planes, height, width = self._padded_planes(cfa, pattern, raw.wb_gains)
         padded_height, padded_width = planes.shape[-2:]
         grid = tile_grid(padded_height, padded_width, tile_size, tile_overlap)
@@ -255,7 +257,8 @@ class RDDMPipeline:
             if cancel is not None and cancel.is_set():
                 raise Cancelled("restore cancelled")
             crop = planes[:, tile.top : tile.top + tile.height, tile.left : tile.left + tile.width]
-            with device_lock:
+            with device_lock:  # another caller may have switched the adapter between our tiles
+                self.activate_adapter(pattern)
                 fidelity, restored = self._run_tile(crop[None].to(self.device, self.dtype), pattern, *need)
             if mix is None:
                 outputs = [fidelity, restored]

@@ -20,7 +20,6 @@ import torch
 from accelerate import Accelerator
 from torch import nn
 
-from rddm.model.lora import adapter_name
 from rddm.model.registry import build_pipeline, load_pipeline, save_pipeline
 from rddm.raw.cfa import CFA_PATTERNS
 from rddm.synth import SynthConfig
@@ -40,9 +39,7 @@ class RDDMTrainer(nn.Module):
     def forward(self, planes: torch.Tensor, pattern: str, skip_keep: torch.Tensor | None = None):
         """Both ends for ``(B, 4, h, w)`` planes; ``skip_keep`` ``(B,)`` of 0/1 drops the encoder skip
         of some samples, so the decoder must also read the latent (where the diffusion step acts)."""
-        if self.pipeline.adapters:
-            self.unet.set_adapter(adapter_name(pattern))
-            self.rvae.set_adapter(adapter_name(pattern))
+        self.pipeline.activate_adapter(pattern)
         latent, skip = self.rvae.encode(planes)
         if skip is not None and skip_keep is not None:
             skip = skip * skip_keep.to(skip)[:, None, None, None]
