@@ -1,0 +1,5 @@
+import sys
+
+from rddm_preview.app import main
+
+sys.exit(main())
