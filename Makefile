@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.rddm-installed
 SHARED ?= ../shared/data
 DEMO_OUT ?= out/demo
 
-.PHONY: all demo test lint format system-deps sample bench bench-engine eval clean
+.PHONY: all demo test lint format system-deps sample bench bench-engine eval preview-figure clean
 
 all: test
 
@@ -17,16 +17,21 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH)
-	$(BIN)/python -m pip install --quiet -e ".[model,engine,eval,test]"
+	$(BIN)/python -m pip install --quiet -e ".[model,engine,eval,ui,test]"
 	touch $@
 
 # darktable (real-darktable tests), Xvfb and Lua come from Debian; only root can install them.
+# QT_DEPS: what PyQt6's wheels load on a bare Debian (offscreen and xcb platforms, fonts).
+QT_DEPS := libegl1 libgl1 libfontconfig1 libfreetype6 libdbus-1-3 libglib2.0-0 libxkbcommon0 \
+  libxkbcommon-x11-0 libx11-xcb1 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 \
+  libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xkb1 fonts-dejavu-core
 system-deps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  if ! command -v darktable-cli >/dev/null || ! command -v Xvfb >/dev/null || ! command -v lua5.4 >/dev/null; then \
+	  if ! command -v darktable-cli >/dev/null || ! command -v Xvfb >/dev/null || ! command -v lua5.4 >/dev/null \
+	     || ! dpkg -s $(QT_DEPS) >/dev/null 2>&1; then \
 	    export DEBIAN_FRONTEND=noninteractive; \
-	    apt-get install -y -q darktable xvfb xauth lua5.4 >/dev/null \
-	    || (apt-get update -q >/dev/null && apt-get install -y -q darktable xvfb xauth lua5.4 >/dev/null); \
+	    apt-get install -y -q darktable xvfb xauth lua5.4 $(QT_DEPS) >/dev/null \
+	    || (apt-get update -q >/dev/null && apt-get install -y -q darktable xvfb xauth lua5.4 $(QT_DEPS) >/dev/null); \
 	  fi; \
 	else echo "system-deps: not root or no apt-get; tests that need darktable will be skipped"; fi
 
@@ -65,6 +70,15 @@ bench-engine: $(STAMP)
 
 eval: $(STAMP)
 	$(BIN)/rddm eval --model rddm-tiny --canonical-shift --out out/eval
+
+# The README's picture of the preview panel: the shipped model on the bundled sample, under Xvfb,
+# with an engine of its own that is stopped afterwards.
+preview-figure: $(STAMP)
+	mkdir -p out docs
+	RDDM_PREVIEW_SETTINGS=out/preview-figure.ini QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1600x1000x24" \
+	  $(BIN)/rddm-preview engine/rddm/data/sample.dng --state-dir out/preview-engine --strength 50 \
+	  --screenshot docs/preview-panel.png; status=$$?; \
+	  $(BIN)/rddm engine stop --state-dir out/preview-engine; exit $$status
 
 # Rebuild the bundled sample from Kodak24 (needs ../shared/data); the result is committed.
 sample: $(STAMP)
