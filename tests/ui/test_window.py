@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import rawpy
 from PIL import Image
-from PyQt6.QtCore import QPoint, QRect, Qt
+from PyQt6.QtCore import QPoint, QRect, Qt, QTimer
 from PyQt6.QtGui import QImage
 
 from rddm_preview.compare import FLIP, SPLIT
@@ -109,6 +111,21 @@ def test_a_new_region_runs_the_model_once(qtbot, sample_window, engine):
     with qtbot.waitSignal(window.after_ready, timeout=30_000):
         window.slider.setValue(30)
     assert engine.health()["model_runs"] == ran and window.model_previews == misses + 1
+
+
+def test_the_window_stays_responsive_while_the_model_runs(qtbot, sample_window):
+    """The event loop keeps running while a region is restored: a 20 ms timer never stalls."""
+    window = sample_window
+    ticks: list[float] = []
+    timer = QTimer(window, interval=20, timeout=lambda: ticks.append(time.monotonic()))
+    timer.start()
+    with qtbot.waitSignal(window.region_ready, timeout=REGION_TIMEOUT_MS):
+        window.choose_region(QRect(0, 0, 512, 512))
+        assert window.busy.isVisibleTo(window) and window.cancel_button.isVisibleTo(window)
+    timer.stop()
+    assert window.model_previews >= 1 and len(ticks) > 5
+    assert max(np.diff(ticks)) < 0.5
+    assert not window.busy.isVisibleTo(window)
 
 
 def test_cancel_keeps_the_region_shown(qtbot, sample_window):
