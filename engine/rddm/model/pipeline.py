@@ -26,7 +26,8 @@ from rddm.errors import RddmError
 from rddm.model.lora import adapter_name
 from rddm.model.rvae import RawVAE
 from rddm.model.tiling import Tile, feather, tile_grid, tiles_touching
-from rddm.raw.cfa import balance_planes, check_pattern, pack, pattern_after_crop
+from rddm.model.workers import TileWorkers
+from rddm.raw.cfa import balance_planes, check_pattern, pattern_after_crop, plane_offsets
 from rddm.raw.reader import RawImage
 
 # A 2x2 block whose four values all reach this is clipped in the RAW: it renders neutral white.
@@ -94,6 +95,8 @@ class RDDMPipeline:
         self.timestep = int(timestep)
         self.adapters = tuple(adapters)
         self._active_adapter: str | None = None
+        self._workers: TileWorkers | None = None
+        self._workers_lock = threading.Lock()
         self.info = dict(info or {})
         self.device = torch.device("cpu")
         self.dtype = torch.float32
@@ -169,16 +172,27 @@ class RDDMPipeline:
             )
         return fidelity, restored
 
-    def _padded_planes(self, cfa: np.ndarray, pattern: str, wb_gains) -> tuple[torch.Tensor, int, int]:
-        """White-balanced packed planes padded (mirror) to the tile multiple, and the packed size."""
-        planes = torch.from_numpy(balance_planes(pack(cfa.astype(np.float32), pattern), wb_gains))
-        height, width = planes.shape[-2:]
-        multiple = self.tile_multiple
-        pad_rows, pad_cols = (-height) % multiple, (-width) % multiple
-        if pad_rows or pad_cols:
-            mode = "reflect" if min(height, width) > max(pad_rows, pad_cols) else "replicate"
-            planes = torch.nn.functional.pad(planes[None], (0, pad_cols, 0, pad_rows), mode=mode)[0]
-        return planes, height, width
+    def _packed_size(self, cfa: np.ndarray) -> tuple[int, int]:
+        """Rows and columns of the packed planes padded to the tile multiple."""
+        packed = [(size + 1) // 2 for size in cfa.shape]
+        return tuple(size + (-size) % self.tile_multiple for size in packed)
+
+    def _area_planes(self, cfa: np.ndarray, pattern: str, wb_gains, area) -> torch.Tensor:
+        """``(4, bottom - top, right - left)`` white-balanced packed planes of the packed ``area``
+        ``(top, left, bottom, right)`` of the image padded to the tile multiple, which mirrors the
+        last rows and columns (repeats them in an image too small to mirror). Only the area is packed."""
+        height, width = (cfa.shape[0] + 1) // 2, (cfa.shape[1] + 1) // 2
+        padded_height, padded_width = self._packed_size(cfa)
+        repeat = min(height, width) <= max(padded_height - height, padded_width - width)
+        top, left, bottom, right = area
+        rows = _past_the_end(np.arange(top, bottom), height, repeat)
+        cols = _past_the_end(np.arange(left, right), width, repeat)
+        # An odd mosaic packs as if mirrored by one row/column, which keeps the CFA colour.
+        planes = [
+            cfa[np.ix_(_past_the_end(2 * rows + row, len(cfa)), _past_the_end(2 * cols + col, cfa.shape[1]))]
+            for row, col in plane_offsets(pattern)
+        ]
+        return torch.from_numpy(balance_planes(np.stack(planes).astype(np.float32, copy=False), wb_gains))
 
     def restore_ends(
         self,
@@ -217,8 +231,7 @@ class RDDMPipeline:
         multiple = self.tile_multiple
         if tile_size % multiple or tile_overlap % multiple:
             raise ValueError(f"tile size and overlap must be multiples of {multiple} packed pixels")
-        planes, height, width = self._padded_planes(cfa, pattern, raw.wb_gains)
-        padded_height, padded_width = planes.shape[-2:]
+        padded_height, padded_width = self._packed_size(cfa)
         grid = tile_grid(padded_height, padded_width, tile_size, tile_overlap)
         # The packed region needed, in the shifted mosaic's coordinates.
         top, left = max(0, (y - drop_rows) // 2), max(0, (x - drop_cols) // 2)
@@ -232,10 +245,11 @@ class RDDMPipeline:
             max(t.left + t.width for t in tiles),
         )
         sums = self._blend_tiles(
-            planes,
+            self._area_planes(cfa, pattern, raw.wb_gains, area),
             pattern,
             tiles,
             area,
+            (padded_height, padded_width),
             tile_overlap,
             mix,
             progress,
@@ -245,38 +259,60 @@ class RDDMPipeline:
         return self._crop_to_roi(sums, area, raw, (drop_rows, drop_cols), (x, y, roi_width, roi_height))
 
     def _blend_tiles(
-        self, planes, pattern, tiles: list[Tile], area, overlap, mix, progress, cancel, device_lock
+        self, planes, pattern, tiles: list[Tile], area, padded_size, overlap, mix, progress, cancel, lock
     ):
+        """Feather-blend the tiles' outputs over the packed ``area``, whose ``planes`` are given, of
+        an image of ``padded_size`` packed pixels."""
         area_top, area_left, area_bottom, area_right = area
         shape = (3, 2 * (area_bottom - area_top), 2 * (area_right - area_left))
         need = (True, True) if mix is None else (mix < 1.0, mix > 0.0)
         sums = [torch.zeros(shape) for _ in range(2 if mix is None else 1)]
         weights = torch.zeros(shape[1:])
-        height, width = planes.shape[-2:]
-        for index, tile in enumerate(tiles):
+        workers = self._tile_workers()
+        wave = workers.count if workers is not None else 1
+        for start in range(0, len(tiles), wave):
             if cancel is not None and cancel.is_set():
                 raise Cancelled("restore cancelled")
-            crop = planes[:, tile.top : tile.top + tile.height, tile.left : tile.left + tile.width]
-            with device_lock:  # another caller may have switched the adapter between our tiles
+            batch = tiles[start : start + wave]
+            crops = []
+            for tile in batch:
+                top, left = tile.top - area_top, tile.left - area_left
+                crop = planes[None, :, top : top + tile.height, left : left + tile.width]
+                crops.append(crop.to(self.device, self.dtype))
+            with lock:  # another caller may have switched the adapter between our tiles
                 self.activate_adapter(pattern)
-                fidelity, restored = self._run_tile(crop[None].to(self.device, self.dtype), pattern, *need)
-            if mix is None:
-                outputs = [fidelity, restored]
-            elif fidelity is None or restored is None:
-                outputs = [fidelity if restored is None else restored]
-            else:
-                outputs = [(1.0 - mix) * fidelity + mix * restored]
-            weight = feather(tile, height, width, overlap)
-            rows = slice(2 * (tile.top - area_top), 2 * (tile.top - area_top + tile.height))
-            cols = slice(2 * (tile.left - area_left), 2 * (tile.left - area_left + tile.width))
-            for total, output in zip(sums, outputs, strict=True):
-                total[:, rows, cols] += output[0].float().cpu() * weight
-            weights[rows, cols] += weight
-            if progress is not None:
-                progress(index + 1, len(tiles))
+                if workers is None:
+                    results = [self._run_tile(crops[0], pattern, *need)]
+                else:
+                    results = workers.map(lambda crop: self._run_tile(crop, pattern, *need), crops)
+            for index, (tile, (fidelity, restored)) in enumerate(zip(batch, results, strict=True), start):
+                if mix is None:
+                    outputs = [fidelity, restored]
+                elif fidelity is None or restored is None:
+                    outputs = [fidelity if restored is None else restored]
+                else:
+                    outputs = [(1.0 - mix) * fidelity + mix * restored]
+                weight = feather(tile, *padded_size, overlap)
+                rows = slice(2 * (tile.top - area_top), 2 * (tile.bottom - area_top))
+                cols = slice(2 * (tile.left - area_left), 2 * (tile.right - area_left))
+                for total, output in zip(sums, outputs, strict=True):
+                    total[:, rows, cols] += output[0].float().cpu() * weight
+                weights[rows, cols] += weight
+                if progress is not None:
+                    progress(index + 1, len(tiles))
         for total in sums:
             total /= weights
         return [total.permute(1, 2, 0).numpy() for total in sums]
+
+    def _tile_workers(self) -> TileWorkers | None:
+        """On a CPU with several threads, one worker per thread runs tiles side by side (see
+        :mod:`rddm.model.workers`); None runs them one after another."""
+        if self.device.type != "cpu" or torch.get_num_threads() < 2:
+            return None
+        with self._workers_lock:
+            if self._workers is None:
+                self._workers = TileWorkers(torch.get_num_threads())
+        return self._workers
 
     def _crop_to_roi(self, images, area, raw: RawImage, drop, roi) -> list[np.ndarray]:
         drop_rows, drop_cols = drop
@@ -284,7 +320,7 @@ class RDDMPipeline:
         # Output pixel (row, col) of the area is mosaic pixel (2*area_top + row + drop_rows, ...).
         row0 = y - drop_rows - 2 * area[0]
         col0 = x - drop_cols - 2 * area[1]
-        clipped = self._clipped_mask(raw)[y : y + roi_height, x : x + roi_width]
+        clipped = _clipped_mask(raw.cfa, roi)
         cropped = []
         for image in images:
             if row0 < 0 or col0 < 0:  # rows/columns dropped for canonicalisation: copy neighbours
@@ -297,14 +333,6 @@ class RDDMPipeline:
             region[clipped] = 1.0
             cropped.append(region)
         return cropped
-
-    @staticmethod
-    def _clipped_mask(raw: RawImage) -> np.ndarray:
-        """Full-resolution mask of pixels whose 2x2 Bayer block is saturated in every channel."""
-        planes = pack(raw.cfa, raw.cfa_pattern)
-        block = planes.min(axis=0) >= CLIPPED
-        mask = np.repeat(np.repeat(block, 2, axis=0), 2, axis=1)
-        return mask[: raw.height, : raw.width]
 
     def __call__(
         self,
@@ -322,6 +350,26 @@ class RDDMPipeline:
         camera RGB in [0, 1] (or the ``roi`` region of it). Deterministic: no noise is sampled."""
         strength = check_strength(strength)
         return self._restore(raw, roi, tile_size, tile_overlap, strength, progress, cancel, device_lock)[0]
+
+
+def _clipped_mask(cfa: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:
+    """Mask of the ``roi = (x, y, width, height)`` pixels whose 2x2 Bayer block (of the stored
+    mosaic, mirrored past an odd edge as packing does) is saturated in every channel."""
+    x, y, width, height = roi
+    rows = _past_the_end(np.arange(y - y % 2, y + height + (y + height) % 2), cfa.shape[0])
+    cols = _past_the_end(np.arange(x - x % 2, x + width + (x + width) % 2), cfa.shape[1])
+    blocks = cfa[np.ix_(rows, cols)].reshape(len(rows) // 2, 2, len(cols) // 2, 2)
+    saturated = blocks.min(axis=(1, 3)) >= CLIPPED
+    mask = np.repeat(np.repeat(saturated, 2, axis=0), 2, axis=1)
+    return mask[y % 2 : y % 2 + height, x % 2 : x % 2 + width]
+
+
+def _past_the_end(indices: np.ndarray, length: int, repeat: bool = False) -> np.ndarray:
+    """Indices into an axis of ``length``, those past its end mirrored back (``length`` reads
+    ``length - 2``) or, with ``repeat``, all at the last one."""
+    if repeat:
+        return np.minimum(indices, length - 1)
+    return np.where(indices < length, indices, 2 * (length - 1) - indices)
 
 
 __all__ = ["Cancelled", "Ends", "RDDMPipeline", "check_strength", "resolve_device"]

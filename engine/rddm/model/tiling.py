@@ -21,6 +21,14 @@ class Tile:
     height: int
     width: int
 
+    @property
+    def bottom(self) -> int:
+        return self.top + self.height
+
+    @property
+    def right(self) -> int:
+        return self.left + self.width
+
 
 def _starts(length: int, size: int, stride: int) -> list[int]:
     if length <= size:
