@@ -38,7 +38,8 @@ def run_main(argv: list[str], when_ready) -> int:
     app = QApplication.instance()
 
     def hook() -> None:
-        window = next(widget for widget in app.topLevelWidgets() if isinstance(widget, PreviewWindow))
+        shown = [widget for widget in app.topLevelWidgets() if widget.isVisible()]
+        window = next(widget for widget in shown if isinstance(widget, PreviewWindow))
         window.region_ready.connect(lambda: when_ready(window))
         window.problem_shown.connect(lambda message: app.exit(99))
 

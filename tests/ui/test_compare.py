@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from PyQt6.QtCore import QPoint, QPointF, Qt
 from PyQt6.QtGui import QColor, QImage
 
 from rddm_preview.compare import FLIP, SIDE_BY_SIDE, SPLIT, ZOOM_STEPS, Compare
-from tests.conftest import REPO
 
 
 def solid(width: int, height: int, colour: QColor) -> QImage:
@@ -115,9 +115,10 @@ def test_the_same_at_two_device_pixels_per_point():
         pytest.skip("already running scaled")
     env = {**os.environ, "QT_SCALE_FACTOR": "2", "QT_QPA_PLATFORM": "offscreen"}
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__],
+        # without the conftests: this file needs no engine, and no torch to import
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--noconftest", __file__],
         env=env,
-        cwd=REPO,
+        cwd=Path(__file__).parent,
         capture_output=True,
         text=True,
         timeout=300,

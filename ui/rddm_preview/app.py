@@ -19,7 +19,7 @@ from PyQt6.QtWidgets import QApplication
 from rddm_preview.theme import apply_dark_theme
 from rddm_preview.window import Options, PreviewWindow
 
-EXIT_OK, EXIT_CLOSED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_CLOSED = 0, 1  # argparse exits 2 on a usage error
 
 
 def _percent(text: str) -> int:
@@ -109,7 +109,7 @@ def screenshot_when_ready(window: PreviewWindow, path: str) -> None:
 
     def grab() -> None:
         window.grab().save(path)
-        QApplication.instance().exit(EXIT_OK if not window.problem.isVisible() else EXIT_CLOSED)
+        QApplication.instance().exit(EXIT_CLOSED if window.problem.isVisible() else EXIT_OK)
 
     window.strip_ready.connect(lambda: QTimer.singleShot(300, grab))
     window.problem_shown.connect(lambda _: QTimer.singleShot(300, grab))
@@ -129,10 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     sys.excepthook = excepthook
     if args.screenshot:
         screenshot_when_ready(window, str(Path(args.screenshot).absolute()))
+    # the window's own close ends the program, with the status that says whether Apply was chosen
+    app.setQuitOnLastWindowClosed(False)
+    window.closed.connect(lambda: app.exit(EXIT_CLOSED if args.apply and not window.applied else EXIT_OK))
     window.show()
     if args.file:
         window.open_file(args.file)
-    code = app.exec()
-    if args.apply and not window.applied:
-        return EXIT_CLOSED
-    return code
+    return app.exec()

@@ -13,7 +13,6 @@ from pathlib import Path
 from PyQt6.QtCore import QRect, QSettings, QSize, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QCloseEvent, QImage, QKeySequence, QShortcut
 from PyQt6.QtWidgets import (
-    QApplication,
     QComboBox,
     QFileDialog,
     QFrame,
@@ -74,6 +73,7 @@ class PreviewWindow(QMainWindow):
     strip_ready = pyqtSignal()
     export_finished = pyqtSignal(str)  # the output path, or "" when it failed or was cancelled
     problem_shown = pyqtSignal(str)
+    closed = pyqtSignal()
 
     def __init__(self, settings: QSettings, options: Options | None = None):
         super().__init__()
@@ -282,6 +282,7 @@ class PreviewWindow(QMainWindow):
         if self.export_cancel is not None:
             self.export_cancel.set()
         super().closeEvent(event)
+        self.closed.emit()
 
     # -- status --------------------------------------------------------------------------------
     def strength(self) -> int:
@@ -660,6 +661,3 @@ class PreviewWindow(QMainWindow):
         sys.stdout.flush()
         self.applied = True
         self.close()
-        app = QApplication.instance()
-        if app is not None:
-            app.exit(0)
