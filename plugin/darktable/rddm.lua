@@ -105,13 +105,12 @@ local function write_file(path, text)
   file:close()
 end
 
+--- The output of a shell command (through a file: io.popen is not in every Lua build).
 local function shell_output(command)
-  local pipe = io.popen(command)
-  if not pipe then
-    return ""
-  end
-  local text = pipe:read("a") or ""
-  pipe:close()
+  local path = os.tmpname()
+  dt.control.execute("( " .. command .. " ) >" .. util.quote(path) .. " 2>/dev/null")
+  local text = read_file(path) or ""
+  os.remove(path)
   return (text:gsub("%s+$", ""))
 end
 
@@ -174,7 +173,7 @@ end
 -- the restored image in the library ------------------------------------------------------------
 
 local function find_style(name)
-  for _, style in ipairs(dt.styles) do
+  for _k, style in ipairs(dt.styles) do
     if style.name == name then
       return style
     end
@@ -236,12 +235,12 @@ local function copy_facts(raw, restored, strength)
   pcall(function()
     restored.rating = raw.rating
   end)
-  for _, label in ipairs(LABELS) do
+  for _k, label in ipairs(LABELS) do
     pcall(function()
       restored[label] = raw[label]
     end)
   end
-  for _, field in ipairs(METADATA) do
+  for _k, field in ipairs(METADATA) do
     pcall(function()
       local value = raw[field]
       if value ~= nil and value ~= "" then
@@ -249,7 +248,7 @@ local function copy_facts(raw, restored, strength)
       end
     end)
   end
-  for _, tag in ipairs(dt.tags.get_tags(raw)) do
+  for _k, tag in ipairs(dt.tags.get_tags(raw)) do
     if not tag.name:match("^darktable|") then
       dt.tags.attach(tag, restored)
     end
@@ -308,7 +307,7 @@ local function run_client(files, options, on_record, cancelled)
       local records
       records, rest = util.progress_records(rest .. text:sub(offset + 1))
       offset = #text
-      for _, record in ipairs(records) do
+      for _k, record in ipairs(records) do
         job_id = job_id or record.job
         on_record(record)
       end
@@ -355,7 +354,7 @@ local function restore_images(images, options)
   end
   -- candidates, grouped by output folder
   local groups, order, by_path = {}, {}, {}
-  for _, image in ipairs(images) do
+  for _k, image in ipairs(images) do
     local path = image_path(image)
     local reason = util.skip_reason(image.filename)
     if not reason and not file_exists(path) then
@@ -374,7 +373,7 @@ local function restore_images(images, options)
     end
   end
   local total = 0
-  for _, files in pairs(groups) do
+  for _k, files in pairs(groups) do
     total = total + #files
   end
   if total == 0 then
@@ -391,7 +390,7 @@ local function restore_images(images, options)
     end)
   end
   local finished = 0
-  for _, out_dir in ipairs(order) do
+  for _k, out_dir in ipairs(order) do
     if cancelled then
       break
     end
@@ -439,7 +438,7 @@ local function restore_images(images, options)
     local rc, stderr = run_client(files, run_options, on_record, function()
       return cancelled
     end)
-    for _, job in pairs(per_file) do
+    for _k, job in pairs(per_file) do
       job.valid = false
     end
     if rc == 127 or rc == 126 then
@@ -480,7 +479,8 @@ local function open_preview(images)
     return
   end
   local work = temp_dir()
-  local command = util.quote(preview) .. " " .. util.quote(image_path(image)) .. " --strength "
+  -- --apply: the panel's Apply button prints {"strength": 0..1, "format": ...} and exits 0.
+  local command = util.quote(preview) .. " " .. util.quote(image_path(image)) .. " --apply --strength "
     .. math.floor(current.strength * 100 + 0.5)
   if current.state_dir then
     command = "RDDM_STATE_DIR=" .. util.quote(current.state_dir) .. " " .. command
@@ -544,7 +544,7 @@ local function export_store(storage, image, format, filename, number, total, hig
       output = string.format("%s/%s_rddm_%d.%s", folder, stem, index, extension)
       index = index + 1
     end
-    local _, kept = filtered_history(image, work)
+    local _path, kept = filtered_history(image, work)
     local xmp = work .. "/history.xmp"
     write_file(xmp, util.history_xmp(kept or {}))
     local status = dt.control.execute(util.render_command(cli, dng, xmp, output, work .. "/config")

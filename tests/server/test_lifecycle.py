@@ -141,6 +141,7 @@ def test_a_stale_state_file_is_detected_and_replaced(tiny_model_dir, state):
     start = rddm("engine", "start", "--state-dir", str(state), *model_args(tiny_model_dir))
     assert start.returncode == 0, start.stderr
     assert read_state(state)["pid"] != os.getpid()
+    assert rddm("engine", "stop", "--state-dir", str(state)).returncode == 0
 
     (state / "engine.json").write_text("{broken")
     client, why = find_engine(state)

@@ -46,8 +46,8 @@ class EngineClient:
         self._context = context
 
     def request(self, method: str, path: str, body: dict | None = None, *, timeout: float | None = None):
-        """(status, headers, body bytes); raises EngineError for 4xx/5xx, EngineUnavailable when
-        nothing answers."""
+        """(status, headers (case-insensitive), body bytes); raises EngineError for 4xx/5xx,
+        EngineUnavailable when nothing answers."""
         data = None if body is None else json.dumps(body).encode()
         headers = {"Authorization": f"Bearer {self.token}"}
         if data is not None:
@@ -57,7 +57,7 @@ class EngineClient:
             with urllib.request.urlopen(
                 request, timeout=timeout or self.timeout, context=self._context
             ) as response:
-                return response.status, dict(response.headers), response.read()
+                return response.status, response.headers, response.read()
         except urllib.error.HTTPError as error:
             payload = error.read()
             try:

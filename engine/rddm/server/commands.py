@@ -196,7 +196,7 @@ def _cmd_client_preview(args: argparse.Namespace) -> int:
         options["max_size"] = args.max_size
     png, headers = client.preview(os.path.abspath(args.file), **options)
     written = _write_atomically(Path(args.out), png)
-    cache = headers.get("X-Rddm-Cache") or headers.get("x-rddm-cache")
+    cache = headers.get("X-Rddm-Cache")
     print(json.dumps({"output": str(written), "cache": cache}) if args.json else f"{written} (cache {cache})")
     return EXIT_OK
 
