@@ -152,12 +152,23 @@ local function settings(options)
   }
 end
 
+--- A new private folder for one run's files, or nil when none can be made.
 local function temp_dir()
   local base = os.tmpname()
   os.remove(base)
-  dt.control.execute("mkdir -p " .. util.quote(base))
+  dt.control.execute("mkdir -m 700 -p " .. util.quote(base))
+  local probe = io.open(base .. "/.probe", "wb")
+  if not probe then
+    return nil
+  end
+  probe:close()
+  os.remove(base .. "/.probe")
   return base
 end
+
+-- Give up on a client that shows no sign of life for this long (engine start, queue and a tile
+-- all take far less).
+local SILENCE_LIMIT_S = 600
 
 local function remove_dir(path)
   if path and path:match("^/tmp/") then
@@ -210,6 +221,10 @@ end
 --- Apply the RAW's edit (without the replaced steps) to the restored image.
 local function copy_history(raw, restored)
   local work = temp_dir()
+  if not work then
+    dt.print_log("rddm: could not copy the edit: no temporary folder")
+    return
+  end
   local ok, problem = pcall(function()
     local path, kept, name = filtered_history(raw, work)
     if not path or #kept == 0 then
@@ -284,6 +299,9 @@ end
 -- Returns the exit status (0 all restored, 1 some failed, 2 nothing done, 127 no rddm) and stderr.
 local function run_client(files, options, on_record, cancelled)
   local work = temp_dir()
+  if not work then
+    return 2, "error: cannot create a temporary folder in " .. (os.getenv("TMPDIR") or "/tmp")
+  end
   local progress_file, rc_file, err_file = work .. "/progress.jsonl", work .. "/rc", work .. "/stderr"
   local command = util.restore_command(files, {
     rddm = options.rddm,
@@ -297,6 +315,7 @@ local function run_client(files, options, on_record, cancelled)
   dt.print_log("rddm: " .. command)
   dt.control.execute(util.background(command, rc_file, err_file))
   local offset, rest, job_id, cancel_sent, rc = 0, "", nil, false, nil
+  local last_change = os.time()
   while true do
     local status = read_file(rc_file)
     if status and status:match("%d") then
@@ -307,6 +326,7 @@ local function run_client(files, options, on_record, cancelled)
       local records
       records, rest = util.progress_records(rest .. text:sub(offset + 1))
       offset = #text
+      last_change = os.time()
       for _k, record in ipairs(records) do
         job_id = job_id or record.job
         on_record(record)
@@ -314,6 +334,13 @@ local function run_client(files, options, on_record, cancelled)
     end
     if rc then
       break
+    end
+    if os.time() - last_change > SILENCE_LIMIT_S then
+      if job_id then
+        dt.control.execute(util.cancel_command(options, job_id))
+      end
+      remove_dir(work)
+      return 2, "error: rddm stopped answering (no progress for " .. SILENCE_LIMIT_S .. " s)"
     end
     if not cancel_sent and job_id and (cancelled() or dt.control.ending) then
       dt.control.execute(util.cancel_command(options, job_id))
@@ -479,6 +506,10 @@ local function open_preview(images)
     return
   end
   local work = temp_dir()
+  if not work then
+    message(_("rddm: cannot create a temporary folder"))
+    return
+  end
   -- --apply: the panel's Apply button prints {"strength": 0..1, "format": ...} and exits 0.
   local command = util.quote(preview) .. " " .. util.quote(image_path(image)) .. " --apply --strength "
     .. math.floor(current.strength * 100 + 0.5)
@@ -522,6 +553,10 @@ local function export_store(storage, image, format, filename, number, total, hig
     return
   end
   local work = temp_dir()
+  if not work then
+    extra.errors[#extra.errors + 1] = image.filename .. ": cannot create a temporary folder"
+    return
+  end
   local dng = nil
   current.format, current.out_dir = "dng", work
   local rc, stderr = run_client({ image_path(image) }, current, function(record)
@@ -709,5 +744,6 @@ if dt.configuration.has_gui then
 end
 
 script_data.restore_images = restore_images
+script_data.preview_images = open_preview
 script_data.util = util
 return script_data

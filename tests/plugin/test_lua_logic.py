@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
@@ -263,7 +264,7 @@ def fake_client(tmp_path: Path, body: str) -> Path:
     """A stand-in `rddm` that writes a progress file the way `rddm client restore` does."""
     script = tmp_path / "bin" / "rddm"
     script.parent.mkdir(exist_ok=True)
-    script.write_text("#!/usr/bin/env python3\nimport json, os, sys, time\n" + body)
+    script.write_text(f"#!{sys.executable}\nimport json, os, sys, time\n" + body)
     script.chmod(0o755)
     return script
 
@@ -375,7 +376,7 @@ def test_cancel_from_the_job_bar_reaches_the_engine(lua, plugin, tmp_path, monke
 
 def test_missing_rddm_and_a_failing_client(lua, plugin, tmp_path, monkeypatch):
     fake, module = plugin
-    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # the shell's tools, no rddm
     monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / "x.NEF").write_bytes(b"raw")
     restored, errors = module.restore_images(images(lua, fake, [tmp_path / "x.NEF"]), lua.table_from({}))
@@ -411,3 +412,35 @@ def test_an_other_api_version_is_refused(lua):
     module = lua.eval('(require("rddm"))')
     assert module.restore_images is None and module.metadata.name == "rddm"
     assert fake.messages[1] == "ERROR rddm: needs darktable's Lua API 9.x, this darktable has 10.0.0"
+
+
+def test_preview_then_apply_restores_at_the_chosen_strength(lua, plugin, tmp_path, monkeypatch):
+    fake, module = plugin
+    fake.prefs["rddm/executable"] = str(fake_client(tmp_path, CLIENT))
+    monkeypatch.setenv("RDDM_FAKE_LOG", str(tmp_path / "log"))
+    panel = tmp_path / "bin" / "rddm-preview"
+    panel.write_text(
+        '#!/bin/sh\necho "$@" > "$0.args"\necho \'Qt chatter\'\n'
+        'echo \'{"strength": 0.8, "format": "jpeg"}\'\n'
+    )
+    panel.chmod(0o755)
+    (tmp_path / "x y.NEF").write_bytes(b"raw")
+    fake.prefs["rddm/strength"] = 30
+    fake.prefs["rddm/strength_set"] = True
+    module.preview_images(images(lua, fake, [tmp_path / "x y.NEF"]))
+    assert (
+        tmp_path / "bin" / "rddm-preview.args"
+    ).read_text().strip() == f"{tmp_path / 'x y.NEF'} --apply --strength 30"
+    call = json.loads((tmp_path / "log").read_text().splitlines()[0])
+    assert call[call.index("--strength") + 1] == "0.80" and call[call.index("--format") + 1] == "jpeg"
+    assert fake.imported[1].filename == "x y_rddm.dng"
+
+
+def test_preview_without_the_panel_says_so(lua, plugin, tmp_path, monkeypatch):
+    fake, module = plugin
+    fake.prefs["rddm/executable"] = str(fake_client(tmp_path, CLIENT))
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # the shell's tools, no rddm
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "x.NEF").write_bytes(b"raw")
+    module.preview_images(images(lua, fake, [tmp_path / "x.NEF"]))
+    assert fake.messages[len(fake.messages)] == "rddm: the preview panel (rddm-preview) is not installed"
