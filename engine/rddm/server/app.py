@@ -33,6 +33,7 @@ from rddm.server.service import MAX_OVERVIEW_SIDE, Engine, Job
 log = logging.getLogger("rddm.server")
 
 MAX_BODY_BYTES = 256 * 1024
+DRAIN_LIMIT = 16 * MAX_BODY_BYTES
 MAX_INPUTS = 1000
 MAX_WAIT_SECONDS = 30.0
 
@@ -156,18 +157,22 @@ class BodyLimit:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            return await self._refuse(send)
+        if declared is not None and (not declared.isdigit() or int(declared) > DRAIN_LIMIT):
+            return await self._refuse(send)  # not worth reading: the connection closes
         chunks, size, more = [], 0, True
         while more:
             message = await receive()
             if message["type"] != "http.request":  # the client went away
                 return None
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            if size > self.limit:
+            size += len(message.get("body", b""))
+            if size <= self.limit:
+                chunks.append(message.get("body", b""))
+            elif size > DRAIN_LIMIT:
                 return await self._refuse(send)
             more = message.get("more_body", False)
+        if size > self.limit:
+            # Read to the end, so the client gets the answer instead of a reset while sending.
+            return await self._refuse(send)
         body, delivered = b"".join(chunks), False
 
         async def replay():
