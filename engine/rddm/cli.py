@@ -212,6 +212,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from rddm.doctor import format_report, report
+
+    facts = report(args.model, args.device, args.darktable_config)
+    print(json.dumps(facts, indent=2) if args.json else format_report(facts))
+    return EXIT_SOME_FAILED if facts["problems"] else EXIT_OK
+
+
 def _unit_interval(kind: str) -> Callable[[str], float]:
     """An argparse type for a number in [0, 1] that names what it is in its error."""
 
@@ -348,6 +356,13 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--out", required=True, metavar="PATH", help="model folder to write")
     build.add_argument("--lora-rank", type=int, default=4)
     build.set_defaults(run=_cmd_build_sd21)
+
+    doctor = commands.add_parser("doctor", help="check this installation (for bug reports too)")
+    doctor.add_argument("--model", default="rddm-tiny")
+    doctor.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    doctor.add_argument("--darktable-config", metavar="DIR", help="darktable's config folder")
+    doctor.add_argument("--json", action="store_true")
+    doctor.set_defaults(run=_cmd_doctor)
 
     from rddm.server.commands import add_engine_commands
 

@@ -192,6 +192,14 @@ local function find_style(name)
   return nil
 end
 
+--- darktable keeps a copy of each created style in <config>/styles, even after deleting the style.
+local function forget_style_file(name)
+  local config = dt.configuration.config_dir
+  if config then
+    os.remove(config .. "/styles/" .. name .. ".dtstyle")
+  end
+end
+
 --- The RAW's history without the steps rddm replaced, as a filtered .dtstyle in `work`:
 --- returns (style file, kept plugins) or nil when the RAW has no history.
 local function filtered_history(raw, work)
@@ -205,6 +213,7 @@ local function filtered_history(raw, work)
     dt.styles.export(style, work, true)
   end
   dt.styles.delete(style)
+  forget_style_file(name)
   if count == 0 then
     return nil
   end
@@ -236,6 +245,7 @@ local function copy_history(raw, restored)
       dt.styles.apply(style, restored)
       dt.styles.delete(style)
     end
+    forget_style_file(name)
   end)
   remove_dir(work)
   if not ok then

@@ -115,15 +115,24 @@ def _run_once(
     conf: dict | None = None,
     timeout: int = 240,
     luarc_extra: str = "",
+    config: Path | None = None,
 ) -> tuple[dict[str, list[str]], subprocess.CompletedProcess, Path]:
     require_darktable_gui()
-    config = Path(tempfile.mkdtemp(prefix="rddm-dt-"))
+    if config is None:  # a fresh config with the plugin copied from the working tree
+        config = Path(tempfile.mkdtemp(prefix="rddm-dt-"))
+        shutil.copytree(PLUGIN, config / "lua")
+        luarc = f'{luarc_extra}require "rddm_test_driver"\n'
+    else:  # an installed config: its luarc already requires rddm; the driver comes after it
+        luarc = (config / "luarc").read_text(encoding="utf-8") + 'require "rddm_test_driver"\n'
+        (config / "lua").mkdir(parents=True, exist_ok=True)
+        for stale in ("data.db.lock", "library.db.lock"):
+            (config / stale).unlink(missing_ok=True)
     lua = config / "lua"
-    shutil.copytree(PLUGIN, lua)
     (lua / "rddm_test_driver.lua").write_text(DRIVER_HEADER + driver + DRIVER_RUN, encoding="utf-8")
-    (config / "luarc").write_text(f'{luarc_extra}require "rddm_test_driver"\n', encoding="utf-8")
+    (config / "luarc").write_text(luarc, encoding="utf-8")
     results, work = config / "results.tsv", config / "work"
-    work.mkdir()
+    work.mkdir(exist_ok=True)
+    results.unlink(missing_ok=True)
     options = []
     for key, value in {"write_sidecar_files": "never", **(conf or {})}.items():
         options += ["--conf", f"{key}={value}"]

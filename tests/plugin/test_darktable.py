@@ -110,6 +110,7 @@ end
     results, completed, config = run_darktable(driver, env=engine_env)
     assert parse(results, "ok") == ["true"], (results, completed.stderr[-2000:])
     assert parse(results, "lib") == ["true"]
+    assert not list((config / "styles").glob("rddm-[0-9]*"))  # no temporary style left behind
     assert "exposure=" in results["raw_history"][0] and "denoiseprofile=" in results["raw_history"][0]
     assert parse(results, "restored") == ["2"]
     assert parse(results, "error") == ["snapshot.jpg: not a camera RAW (jpg)"]
