@@ -105,6 +105,8 @@ function main()
   put("again", again[1].filename)
   for _, tag in ipairs(dt.tags.get_tags(again[1])) do put("tag2", tag.name) end
   put("members_after", #raw:get_group_members())
+  for _, member in ipairs(raw:get_group_members()) do put("member", member.filename) end
+  put("again_leader", again[1].group_leader.filename)
 end
 """
     results, completed, config = run_darktable(driver, env=engine_env)

@@ -59,11 +59,20 @@ dt.control = {
 setmetatable(dt.control, { __index = function(t, key) if key == "ending" then return fake.ending end end })
 local function new_image(path)
   local folder, name = path:match("^(.*)/([^/]+)$")
-  local image = { path = folder, filename = name, rating = 0, red = false, id = #fake.imported + 1,
+  fake.count = (fake.count or 0) + 1
+  local image = { path = folder, filename = name, rating = 0, red = false, id = fake.count,
     group = nil, tags = {} }
   image.group_with = function(self, other) self.group = other.group or other end
   image.make_group_leader = function(self) self.leader = true end
-  image.get_group_members = function(self) return {} end
+  image.get_group_members = function(self)
+    local leader, members = self.group or self, {}
+    for _, other in ipairs(fake.all) do
+      if (other.group or other) == leader then table.insert(members, other) end
+    end
+    return members
+  end
+  fake.all = fake.all or {}
+  table.insert(fake.all, image)
   return image
 end
 fake.new_image = new_image
