@@ -664,8 +664,9 @@ local function build_widgets()
     label = _("strength"),
     tooltip = _("0: faithful to the sensor data, 100: the model's full restoration"),
     soft_min = 0, soft_max = 100, hard_min = 0, hard_max = 100, step = 1, digits = 0,
-    value = pref("strength", "integer", 50),
   }
+  -- Set after the limits: in the constructor table the fields apply in no fixed order.
+  strength.value = pref("strength", "integer", 50)
   local format = dt.new_widget("combobox") {
     label = _("format"),
     tooltip = _("DNG keeps the linear sensor data for editing in darktable"),
@@ -776,5 +777,8 @@ end
 
 script_data.restore_images = restore_images
 script_data.preview_images = open_preview
+script_data.widgets = function()
+  return module.widgets
+end
 script_data.util = util
 return script_data

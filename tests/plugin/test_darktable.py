@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import struct
 import subprocess
@@ -204,3 +205,34 @@ end
     results, completed, _ = run_darktable(driver, env=engine_env)
     assert parse(results, "ok") == ["true"], (results, completed.stderr[-2000:])
     assert parse(results, "error") == ["the engine did not start: CUDA out of memory"]
+
+
+def test_lighttable_screenshot(engine_env, shoot):
+    """The README's picture of the module: darktable's lighttable after a restore, under Xvfb."""
+    out = REPO / "out" / "lighttable.png"
+    out.parent.mkdir(exist_ok=True)
+    out.unlink(missing_ok=True)
+    grab = f"{sys.executable} -c 'import os, sys; from PIL import ImageGrab; "
+    grab += 'ImageGrab.grab(xdisplay=os.environ["DISPLAY"]).save(sys.argv[1])\' '
+    driver = f"""
+function main()
+  local raw = dt.database.import({lua_string(shoot)} .. "/first frame.dng")
+  dt.gui.libs.rddm.expanded = true
+  put("slider", math.floor(rddm.widgets().strength.value + 0.5))
+  local restored = rddm.restore_images({{raw}}, {{strength = 0.5}})
+  put("restored", #restored)
+  dt.gui.selection({{raw}})
+  dt.control.sleep(2500)
+  put("grab", dt.control.execute({lua_string(grab)} .. {lua_string(shlex.quote(str(out)))}))
+end
+"""
+    window = {"ui_last/window_w": "1280", "ui_last/window_h": "800", "ui_last/maximized": "true"}
+    results, completed, _ = run_darktable(driver, env=engine_env, conf=window)
+    assert parse(results, "ok") == ["true"], (results, completed.stderr[-2000:])
+    assert parse(results, "restored") == ["1"] and parse(results, "grab") == ["0"]
+    assert parse(results, "slider") == ["50"]
+    from PIL import Image
+
+    with Image.open(out) as shot:
+        assert shot.size == (1280, 800)
+        assert len(shot.convert("L").getcolors(1 << 16) or []) > 50  # a rendered window, not a blank screen
