@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.rddm-installed
 SHARED ?= ../shared/data
 DEMO_OUT ?= out/demo
 
-.PHONY: all demo test lint format system-deps sample bench bench-engine eval preview-figure clean
+.PHONY: all demo test lint format system-deps sample bench bench-engine eval preview-figure before-after clean
 
 all: test
 
@@ -80,6 +80,10 @@ preview-figure: $(STAMP)
 	  --screenshot out/preview-panel.png; status=$$?; \
 	  $(BIN)/rddm engine stop --state-dir out/preview-engine; test $$status = 0
 	$(BIN)/python -c "from PIL import Image; Image.open('out/preview-panel.png').convert('RGB').save('docs/preview-panel.jpg', quality=90, optimize=True)"
+
+# The README's before/after crop (LibRaw AHD against the shipped model) on the bundled sample.
+before-after: $(STAMP)
+	$(BIN)/python scripts/make_before_after.py engine/rddm/data/sample.dng 300,120,192 docs/before-after.jpg
 
 # Rebuild the bundled sample from Kodak24 (needs ../shared/data); the result is committed.
 sample: $(STAMP)
