@@ -103,7 +103,7 @@ def run_darktable(driver: str, **kwargs) -> tuple[dict[str, list[str]], subproce
     (key -> values), the process, and the config dir. A start that hangs before the driver runs
     (seen a few times in 25 starts under Xvfb) is killed and tried once more with a fresh config."""
     results, completed, config = _run_once(driver, **kwargs)
-    if "ok" not in results and completed.returncode == -9 and not results:
+    if not results and completed.returncode in (-9, 137):  # `timeout -s KILL` exits 137
         results, completed, config = _run_once(driver, **kwargs)
     return results, completed, config
 
