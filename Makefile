@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.rddm-installed
 SHARED ?= ../shared/data
 DEMO_OUT ?= out/demo
 
-.PHONY: all demo test lint format system-deps sample bench bench-engine eval preview-figure before-after clean
+.PHONY: all demo test lint format system-deps sample bench bench-engine eval eval-subset preview-figure before-after clean
 
 all: test
 
@@ -68,8 +68,15 @@ bench: $(STAMP)
 bench-engine: $(STAMP)
 	$(BIN)/rddm bench --model rddm-tiny --suite engine --sizes 12MP --out out/bench
 
+# The full sets (hours on a 2-core CPU); eval-subset is the README's table (4 images of each set,
+# 256 px crops). Both run darktable-cli's chain when darktable is installed.
+DARKTABLE_FLAG = $(if $(shell command -v darktable-cli),--darktable,)
 eval: $(STAMP)
-	$(BIN)/rddm eval --model rddm-tiny --canonical-shift --out out/eval
+	$(BIN)/rddm eval --model rddm-tiny --canonical-shift --no-adapters $(DARKTABLE_FLAG) --out out/eval
+
+eval-subset: $(STAMP)
+	$(BIN)/rddm eval --model rddm-tiny --canonical-shift --no-adapters $(DARKTABLE_FLAG) \
+	  --images 4 --crop 256 --out out/eval-subset
 
 # The README's picture of the preview panel: the shipped model on the bundled sample, under Xvfb,
 # with an engine of its own that is stopped afterwards (a JPEG: the PNG is 0.6 MB).

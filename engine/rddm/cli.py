@@ -174,6 +174,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             canonical = _load_model(name, args.device, args.allow_untrained)
             canonical.adapters = ("rggb",)  # every other pattern is shifted onto RGGB
             models[f"{label or pipeline.info.get('name', name)} (RGGB adapter + shift)"] = canonical
+        if args.no_adapters and pipeline.adapters:
+            shared = _load_model(name, args.device, args.allow_untrained)
+            shared.unet.disable_adapters()
+            shared.rvae.disable_adapters()
+            shared.adapters = ()  # the base weights alone, for every pattern
+            models[f"{label or pipeline.info.get('name', name)} (adapters off)"] = shared
         models[label or pipeline.info.get("name", name)] = pipeline
     settings = EvalSettings(
         datasets=tuple(args.data),
@@ -184,9 +190,26 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         crop=args.crop,
         denoisers=tuple(args.denoisers),
         seed=args.seed,
+        darktable=args.darktable,
     )
+    if args.darktable:
+        from rddm.evaluate.darktable import find_darktable_cli
+
+        if find_darktable_cli() is None:
+            raise RddmError("--darktable needs darktable-cli on PATH (install darktable)")
+    classical = None
+    if args.classical_from:
+        from rddm.evaluate.run import load_classical
+
+        try:
+            classical = load_classical(args.classical_from, settings)
+        except ValueError as error:
+            raise RddmError(str(error)) from None
     rows = evaluate(
-        models, settings, progress=lambda tasks: tqdm(tasks, unit="pair", file=sys.stderr, disable=args.quiet)
+        models,
+        settings,
+        progress=lambda tasks: tqdm(tasks, unit="pair", file=sys.stderr, disable=args.quiet),
+        classical=classical,
     )
     out = Path(args.out)
     report = write_report(rows, settings, out, "rddm eval " + shlex.join(sys.argv[2:]))
@@ -326,6 +349,19 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--denoisers", nargs="+", default=["nlm"], choices=["nlm", "bm3d"])
     evaluation.add_argument(
         "--canonical-shift", action="store_true", help="ablation: RGGB adapter + shifting"
+    )
+    evaluation.add_argument(
+        "--darktable",
+        action="store_true",
+        help="also score darktable-cli's demosaic + profiled denoise (needs darktable)",
+    )
+    evaluation.add_argument(
+        "--no-adapters", action="store_true", help="ablation: the same model with its adapters off"
+    )
+    evaluation.add_argument(
+        "--classical-from",
+        metavar="JSON",
+        help="reuse the classical rows of an earlier results.json made with the same settings",
     )
     evaluation.add_argument("--seed", type=int, default=0)
     evaluation.add_argument("--out", default="out/eval", metavar="DIR")

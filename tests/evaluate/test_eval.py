@@ -71,6 +71,46 @@ def test_eval_writes_table_and_plots(tiny_model_dir, tmp_path):
     assert len(clean_ahd) == 4 and min(clean_ahd) > 28.0
 
 
+def test_eval_reuses_classical_rows_and_ablates_adapters(tiny_model_dir, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    yy, xx = np.mgrid[0:48, 0:48] / 7.0
+    image = 0.5 + 0.35 * np.stack([np.sin(xx), np.cos(yy), np.sin(xx + yy)], -1)
+    Image.fromarray((image * 255).astype(np.uint8)).save(photos / "img.png")
+
+    def run(out, *extra):
+        return subprocess.run(
+            [RDDM, "eval", "--model", f"tiny={tiny_model_dir}", "--allow-untrained", "--data", str(photos)]
+            + ["--patterns", "RGGB", "--strengths", "1", "--out", str(out), "--quiet", *extra],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+    first = run(tmp_path / "a", "--levels", "none", "high")
+    assert first.returncode == 0, first.stderr
+    earlier = tmp_path / "a" / "results.json"
+    second = run(
+        tmp_path / "b", "--levels", "none", "high", "--classical-from", str(earlier), "--no-adapters"
+    )
+    assert second.returncode == 0, second.stderr
+    rows_a = json.loads(earlier.read_text())["rows"]
+    rows_b = json.loads((tmp_path / "b" / "results.json").read_text())["rows"]
+    classical = lambda rows: [r for r in rows if "denoise" in r]  # noqa: E731
+    assert classical(rows_a) == classical(rows_b) and len(classical(rows_a)) > 0
+    methods = {r["method"] for r in rows_b}
+    assert {"tiny s=1", "tiny (adapters off) s=1"} <= methods
+    # The untrained test model's adapters are perturbed: switching them off changes its output.
+    by_method = {(r["method"], r["level"]): r["psnr"] for r in rows_b}
+    assert by_method[("tiny s=1", "high")] != by_method[("tiny (adapters off) s=1", "high")]
+    # Other pairs than the earlier run's: refused in one line, nothing reused by mistake.
+    other = run(tmp_path / "c", "--levels", "none", "--classical-from", str(earlier))
+    assert other.returncode != 0
+    assert other.stderr.strip().splitlines() == [
+        f"error: {earlier}: made with other settings (levels); run without it"
+    ]
+
+
 def test_scores_of_identical_and_noisy_images():
     image = np.random.default_rng(0).uniform(size=(40, 40, 3)).astype(np.float32)
     same = scores(image, image)

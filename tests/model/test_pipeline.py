@@ -10,7 +10,7 @@ import torch
 
 from rddm.errors import RddmError
 from rddm.model import Cancelled, RDDMPipeline
-from rddm.model.norm import PixelGroupNorm
+from rddm.model.norm import AffineNorm, PixelGroupNorm, use_norm
 from rddm.model.registry import load_pipeline
 from rddm.raw import CFA_PATTERNS
 from tests.conftest import random_raw
@@ -143,6 +143,25 @@ def test_pixel_group_norm_is_group_norm_of_each_pixel():
     shifted = sample.clone()
     shifted[..., 0, 0] += 5
     assert torch.equal(pixel(shifted)[..., 1:, 1:], pixel(sample)[..., 1:, 1:])
+
+
+def test_norm_free_blocks_keep_only_scale_and_shift(tiny_pipeline):
+    norm = torch.nn.GroupNorm(1, 8)
+    torch.nn.init.normal_(norm.weight)
+    torch.nn.init.normal_(norm.bias)
+    module = torch.nn.Sequential(norm)
+    use_norm(module, "none")
+    assert type(module[0]) is AffineNorm
+    torch.testing.assert_close(module[0].weight, norm.weight)
+    sample = torch.randn(2, 8, 3, 4) * 7
+    torch.testing.assert_close(module(sample), sample * norm.weight[:, None, None] + norm.bias[:, None, None])
+    with pytest.raises(ValueError, match="unknown normalisation"):
+        use_norm(torch.nn.Sequential(torch.nn.GroupNorm(1, 8)), "batch")
+    # The shipped CPU config is norm-free in both models; loading keeps it so.
+    assert tiny_pipeline.rvae.norm_kind == "none"
+    for model in (tiny_pipeline.rvae, tiny_pipeline.unet):
+        kinds = {type(m) for m in model.modules() if isinstance(m, torch.nn.GroupNorm)}
+        assert kinds == {AffineNorm}
 
 
 def test_pipeline_is_diffusers_style(tiny_model_dir, tmp_path):

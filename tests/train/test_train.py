@@ -23,7 +23,8 @@ MINI_MODEL = {
         "layers_per_block": 1,
         "norm_num_groups": 1,
         "mid_block_add_attention": False,
-        "pixel_norm": True,
+        "pixel_norm": False,
+        "norm_free": True,
         "skip_connections": True,
         "output_shuffle": True,
         "input_residual": True,
@@ -100,6 +101,21 @@ def test_run_logs_validates_and_exports_a_loadable_model(photos, tmp_path):
     pipeline = load_pipeline(model)
     assert pipeline.info["trained"] is True and pipeline.info["steps"] == 12
     assert pipeline.adapters == ("rggb", "bggr", "grbg", "gbrg")
+
+
+def test_fresh_model_starts_as_bilinear_with_a_live_skip(photos):
+    """Zeroed output convolutions make a fresh model exactly the bilinear demosaic, and the skip
+    projection is not zeroed too (behind a zero output layer it would never receive a gradient)."""
+    from rddm.model.rvae import bilinear_demosaic
+
+    pipeline = starting_model(mini_config(photos, 1))
+    assert pipeline.rvae.skip_half.weight.abs().max() > 0
+    batch = PairBatches(load_sources(str(photos), 900), 32, 2, {"none": 1.0}, SynthConfig(), 0).batch(0)
+    with torch.no_grad():
+        fidelity, restored = RDDMTrainer(pipeline)(batch["planes"], batch["pattern"])
+    base = bilinear_demosaic(batch["planes"], batch["pattern"])
+    torch.testing.assert_close(fidelity, base, rtol=0, atol=0)
+    torch.testing.assert_close(restored, base, rtol=0, atol=0)
 
 
 def test_loss_falls_on_a_fixed_batch(photos):

@@ -28,7 +28,7 @@ from rddm.evaluate.baselines import classical_candidates
 from rddm.raw import CFA_PATTERNS, RawImage
 from rddm.synth import SynthConfig, pair_rng, synthesize_pair
 from rddm.synth.dataset import list_images, read_srgb
-from rddm.synth.noise import NOISE_LEVELS
+from rddm.synth.noise import NOISE_LEVELS, reference_noise
 
 BORDER = 8
 METRICS = ("psnr", "ssim", "haarpsi", "stlpips")
@@ -46,6 +46,7 @@ class EvalSettings:
     demosaics: tuple[str, ...] = ("ahd", "aahd", "dht")
     denoisers: tuple[str, ...] = ("nlm",)
     seed: int = 0
+    darktable: bool = False  # darktable-cli's demosaic + profiled denoise (rddm.evaluate.darktable)
 
 
 @functools.lru_cache(maxsize=1)
@@ -91,9 +92,41 @@ def _pair(image, level: str, pattern: str, seed: int, keys):
     return synthesize_pair(image, config, pair_rng(seed, *keys), cfa_pattern=pattern)
 
 
-def evaluate(models: dict, settings: EvalSettings, progress=None) -> list[dict]:
+# Settings that decide the test pairs and the classical rows (not the model's strengths).
+_CLASSICAL_KEYS = ("datasets", "levels", "patterns", "images", "crop", "demosaics", "denoisers", "seed")
+# (darktable's rows are reused when the earlier run has them, and computed otherwise.)
+
+
+def load_classical(path: str | Path, settings: EvalSettings) -> dict:
+    """The classical rows of an earlier ``results.json`` made with the same pairs, keyed by
+    (dataset, image, level, pattern): the chains are deterministic, so a model's evaluation need
+    not run them again. Raises ValueError when the earlier run's settings differ."""
+    try:
+        earlier = json.loads(Path(path).read_text(encoding="utf-8"))
+        old = earlier["settings"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path}: not an rddm eval results.json ({error.__class__.__name__})") from None
+    new = dataclasses.asdict(settings)
+    differ = [k for k in _CLASSICAL_KEYS if list(_as_list(old.get(k))) != list(_as_list(new[k]))]
+    if differ:
+        raise ValueError(f"{path}: made with other settings ({', '.join(differ)}); run without it")
+    cache = defaultdict(list)
+    for row in earlier.get("rows", []):
+        if "denoise" in row:
+            cache[(row["dataset"], row["image"], row["level"], row["pattern"])].append(row)
+    return dict(cache)
+
+
+def _as_list(value):
+    return value if isinstance(value, (list, tuple)) else [value]
+
+
+def evaluate(
+    models: dict, settings: EvalSettings, progress=None, classical: dict | None = None
+) -> list[dict]:
     """Rows of scores: one per image x level x pattern x method (models at each strength, and the
-    classical candidates). ``models`` maps a label to an RDDMPipeline."""
+    classical candidates). ``models`` maps a label to an RDDMPipeline; ``classical`` (from
+    :func:`load_classical`) supplies the classical rows instead of running the chains."""
     rows = []
     sources = [
         (Path(folder).name, path)
@@ -101,6 +134,7 @@ def evaluate(models: dict, settings: EvalSettings, progress=None) -> list[dict]:
         for path in list_images(folder)[: settings.images]
     ]
     tasks = [(s, lv, p) for s in sources for lv in settings.levels for p in settings.patterns]
+    pending: dict = defaultdict(dict)  # level -> pairs for darktable, rendered per level at the end
     for (dataset, path), level, pattern in progress(tasks) if progress else tasks:
         image = _centre_crop(read_srgb(path), settings.crop)
         keys = (sources.index((dataset, path)), settings.levels.index(level), CFA_PATTERNS.index(pattern))
@@ -115,7 +149,55 @@ def evaluate(models: dict, settings: EvalSettings, progress=None) -> list[dict]:
             for strength in settings.strengths:
                 rendered = render_srgb(ends.blend(strength), pair.xyz_to_cam)
                 rows.append({**base, "method": f"{label} s={strength:g}", **scores(rendered, reference)})
-        rows += [{**row, **base} for row in _classical_rows(pair, settings)]
+        key = (dataset, path.stem, level, pattern)
+        cached = (classical or {}).get(key, [])
+        libraw = [r for r in cached if not r["method"].startswith("darktable")]
+        rows += libraw or [{**row, **base} for row in _classical_rows(pair, settings)]
+        darktable = [r for r in cached if r["method"].startswith("darktable")]
+        if settings.darktable and darktable:
+            rows += darktable
+        elif settings.darktable:
+            pending[level][key] = (image, pattern, keys)
+    for level, tasks in pending.items():
+        rows += _darktable_rows(level, tasks, settings)
+    return rows
+
+
+def _darktable_rows(level: str, tasks: dict, settings: EvalSettings) -> list[dict]:
+    """darktable-cli's chain on every pair of one level, every strength (see rddm.evaluate.darktable)."""
+    import tempfile
+
+    from rddm.color import camera_to_srgb_matrix, srgb_encode
+    from rddm.evaluate.darktable import find_darktable_cli, match_colours, render_level
+
+    darktable_cli = find_darktable_cli()
+    if darktable_cli is None:
+        raise RuntimeError("--darktable needs darktable-cli (install darktable)")
+    pairs = {
+        f"m{index:05d}": (key, _pair(image, level, pattern, settings.seed, keys))
+        for index, (key, (image, pattern, keys)) in enumerate(tasks.items())
+    }
+    iso = NOISE_LEVELS[level]
+    noise = None if iso is None else reference_noise(iso)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="rddm-dt-") as folder:
+        mosaics = {name: pair for name, (_, pair) in pairs.items()}
+        for name, strength, rendered in render_level(mosaics, noise, darktable_cli, Path(folder)):
+            (dataset, image, _, pattern), pair = pairs[name]
+            target = np.clip(pair.hq @ camera_to_srgb_matrix(pair.xyz_to_cam).T, 0.0, 1.0)
+            matched = srgb_encode(match_colours(rendered, target))
+            reference = render_srgb(pair.hq, pair.xyz_to_cam)
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "image": image,
+                    "level": level,
+                    "pattern": pattern,
+                    "method": "darktable+denoiseprofile",
+                    "denoise": strength,
+                    **scores(matched, reference),
+                }
+            )
     return rows
 
 
@@ -168,7 +250,14 @@ def write_report(rows: list[dict], settings: EvalSettings, out: Path, command: s
         + (f", centre crop {settings.crop} px" if settings.crop else "")
         + f"; patterns {', '.join(settings.patterns)}; noise levels: none, and the median darktable"
         " camera profile at ISO 800 (low) / 3200 (mid) / 12800 (high). Scores on the neutral sRGB"
-        " rendering, 8 px border removed; classical denoisers tuned per level (oracle).",
+        " rendering, 8 px border removed; classical denoisers tuned per level (oracle)."
+        + (
+            " darktable+denoiseprofile: darktable-cli's default demosaic and profiled denoise with"
+            " the true noise profile, its colours matched to the reference by a per-image 3x3 fit"
+            " (oracle)."
+            if settings.darktable
+            else ""
+        ),
         "",
     ]
     for dataset in dict.fromkeys(r["dataset"] for r in chosen):

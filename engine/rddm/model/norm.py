@@ -1,9 +1,12 @@
-"""Per-pixel group normalisation, so a convolutional model gives the same pixels tiled or whole.
+"""Normalisations that keep a convolutional model's pixels the same tiled or whole.
 
 diffusers' blocks normalise with GroupNorm, whose statistics span the whole feature map: a tile
 then sees different statistics than the full image and seams appear. ``PixelGroupNorm`` keeps
 GroupNorm's parameters (so weights load unchanged) but takes the statistics over each pixel's
 channel group only, which makes every output pixel depend on a bounded neighbourhood.
+``AffineNorm`` keeps only the per-channel scale and shift (no statistics at all, so nothing can
+differ between tiles either), also with GroupNorm's parameters: the CPU model ``rddm-tiny`` is
+trained from scratch with it.
 """
 
 from __future__ import annotations
@@ -29,11 +32,31 @@ class PixelGroupNorm(nn.GroupNorm):
 
 def use_pixel_norm(module: nn.Module) -> nn.Module:
     """Replace every ``nn.GroupNorm`` inside ``module`` by a :class:`PixelGroupNorm` (in place)."""
+    return use_norm(module, "pixel")
+
+
+class AffineNorm(nn.GroupNorm):
+    """GroupNorm's parameters without its normalisation: ``x * weight + bias`` per channel."""
+
+    def forward(self, sample: torch.Tensor) -> torch.Tensor:
+        if not self.affine:
+            return sample
+        return sample * self.weight[None, :, None, None] + self.bias[None, :, None, None]
+
+
+def use_norm(module: nn.Module, kind: str) -> nn.Module:
+    """Replace every plain ``nn.GroupNorm`` in ``module`` by ``kind``: ``"pixel"``
+    (:class:`PixelGroupNorm`), ``"none"`` (:class:`AffineNorm`) or ``"group"`` (unchanged)."""
+    classes = {"pixel": PixelGroupNorm, "none": AffineNorm}
+    if kind == "group":
+        return module
+    if kind not in classes:
+        raise ValueError(f"unknown normalisation {kind!r} (group, pixel or none)")
     for name, child in module.named_children():
-        if isinstance(child, nn.GroupNorm) and not isinstance(child, PixelGroupNorm):
-            replacement = PixelGroupNorm(child.num_groups, child.num_channels, child.eps, child.affine)
+        if type(child) is nn.GroupNorm:
+            replacement = classes[kind](child.num_groups, child.num_channels, child.eps, child.affine)
             replacement.load_state_dict(child.state_dict())
             setattr(module, name, replacement)
         else:
-            use_pixel_norm(child)
+            use_norm(child, kind)
     return module

@@ -30,7 +30,7 @@ from rddm.model.lora import (
     base_weights,
     load_adapter_weights,
 )
-from rddm.model.norm import use_pixel_norm
+from rddm.model.norm import use_norm
 from rddm.model.pipeline import RDDMPipeline
 from rddm.model.rvae import RawVAE
 
@@ -113,8 +113,7 @@ def build_pipeline(
     """A pipeline with freshly initialised weights (for training and tests)."""
     rvae = RawVAE.from_config(rvae_config)
     unet = UNet2DConditionModel.from_config(unet_config)
-    if rvae.config.pixel_norm:
-        use_pixel_norm(unet)
+    use_norm(unet, rvae.norm_kind)
     names = tuple(add_pattern_adapter(unet, rvae, p, lora_rank) for p in patterns)
     info = {"name": "untitled", "trained": False, "lora_rank": lora_rank, **(info or {})}
     return RDDMPipeline(

@@ -12,6 +12,9 @@ weights load into it. Two changes make it a RAW model:
 decoder at half resolution with 12 channels that a pixel shuffle turns into full-resolution RGB:
 no convolution ever runs at full resolution, which is most of the cost saved.
 
+With ``norm_free`` every GroupNorm keeps only its per-channel scale and shift (see
+``rddm.model.norm``); without it, ``pixel_norm`` takes GroupNorm's statistics per pixel.
+
 With ``skip_connections`` the decoder also receives the encoder's first features (half
 resolution, after ``conv_in``) through zero-initialised 1x1 convolutions: a 4-channel latent at
 1/8 scale cannot carry a mosaic's pixel-level detail, the skip can.
@@ -27,7 +30,7 @@ from diffusers.models.autoencoders.vae import Decoder, Encoder
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-from rddm.model.norm import use_pixel_norm
+from rddm.model.norm import use_norm
 from rddm.raw.cfa import plane_offsets
 
 
@@ -94,6 +97,7 @@ class RawVAE(ModelMixin, ConfigMixin, PeftAdapterMixin):
         output_shuffle: bool = True,
         input_residual: bool = False,
         scaling_factor: float = 1.0,
+        norm_free: bool = False,
     ):
         super().__init__()
         count = len(block_out_channels)
@@ -134,8 +138,14 @@ class RawVAE(ModelMixin, ConfigMixin, PeftAdapterMixin):
             for conv in projections:
                 nn.init.zeros_(conv.weight)
                 nn.init.zeros_(conv.bias)
-        if pixel_norm:
-            use_pixel_norm(self)
+        use_norm(self, "none" if norm_free else "pixel" if pixel_norm else "group")
+
+    @property
+    def norm_kind(self) -> str:
+        """The normalisation of this model's blocks (and its UNet's): ``none``, ``pixel``, ``group``."""
+        if self.config.norm_free:
+            return "none"
+        return "pixel" if self.config.pixel_norm else "group"
 
     @property
     def _half_index(self) -> int:

@@ -110,6 +110,12 @@ def starting_model(config: TrainConfig):
         for conv in (pipeline.rvae.decoder.conv_out, pipeline.unet.conv_out):
             conv.weight.zero_()
             conv.bias.zero_()
+        # The skip projections start at zero so that loaded SD weights start unchanged; behind a
+        # zeroed output convolution they would stay at zero (each one's gradient is proportional to
+        # the other's weights), so a fresh model starts them at torch's default initialisation.
+        for name in ("skip_half", "skip_full"):
+            if hasattr(pipeline.rvae, name):
+                getattr(pipeline.rvae, name).reset_parameters()
     return pipeline
 
 
