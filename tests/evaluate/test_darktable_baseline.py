@@ -37,7 +37,9 @@ def test_darktable_denoises_a_noisy_mosaic(tmp_path):
     pair = _pair(image.astype(np.float32), "high", "GRBG", 0, (0, 3, 2))
     target = np.clip(pair.hq @ camera_to_srgb_matrix(pair.xyz_to_cam).T, 0, 1)
     errors = {}
-    for name, strength, rendered in render_level({"m": pair}, reference_noise(12800), darktable_cli, tmp_path):
+    for name, strength, rendered in render_level(
+        {"m": pair}, reference_noise(12800), darktable_cli, tmp_path
+    ):
         assert name == "m" and rendered.shape == (96, 96, 3) and np.isfinite(rendered).all()
         matched = srgb_encode(match_colours(rendered, target))[8:-8, 8:-8]
         errors[strength] = float(np.mean((matched - srgb_encode(target)[8:-8, 8:-8]) ** 2))

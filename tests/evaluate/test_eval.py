@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -87,13 +88,24 @@ def test_eval_reuses_classical_rows_and_ablates_adapters(tiny_model_dir, tmp_pat
             timeout=600,
         )
 
-    first = run(tmp_path / "a", "--levels", "none", "high")
+    # darktable-cli's chain too where darktable is installed (make test installs it as root).
+    darktable = ["--darktable"] if shutil.which("darktable-cli") else []
+    first = run(tmp_path / "a", "--levels", "none", "high", *darktable)
     assert first.returncode == 0, first.stderr
     earlier = tmp_path / "a" / "results.json"
     second = run(
-        tmp_path / "b", "--levels", "none", "high", "--classical-from", str(earlier), "--no-adapters"
+        tmp_path / "b",
+        "--levels",
+        "none",
+        "high",
+        "--classical-from",
+        str(earlier),
+        "--no-adapters",
+        *darktable,
     )
     assert second.returncode == 0, second.stderr
+    if darktable:
+        assert "| darktable+denoiseprofile |" in (tmp_path / "b" / "report.md").read_text()
     rows_a = json.loads(earlier.read_text())["rows"]
     rows_b = json.loads((tmp_path / "b" / "results.json").read_text())["rows"]
     classical = lambda rows: [r for r in rows if "denoise" in r]  # noqa: E731

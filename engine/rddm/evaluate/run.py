@@ -346,6 +346,8 @@ def crop_mosaic(models: dict, settings: EvalSettings, out: Path, size: int = 96)
             pair.lq_cfa, pattern, pair.wb_gains, pair.xyz_to_cam, algorithm, (denoiser,)
         )
         panels[row["method"]] = candidates[(denoiser, row["denoise"])]
+    if settings.darktable:
+        panels["darktable+denoiseprofile"] = _best_darktable_render(pair, level, panels["target"])
     height, width = panels["target"].shape[:2]
     top, left = (height - size) // 2, (width - size) // 2
     figure, axes = plt.subplots(1, len(panels), figsize=(2.2 * len(panels), 2.6))
@@ -359,6 +361,27 @@ def crop_mosaic(models: dict, settings: EvalSettings, out: Path, size: int = 96)
     figure.savefig(target, dpi=130)
     plt.close(figure)
     return target
+
+
+def _best_darktable_render(pair, level: str, reference: np.ndarray) -> np.ndarray:
+    """darktable's rendering of ``pair`` at the strength that scores best on it (as the LibRaw
+    chains' panels are chosen), colour-matched and encoded."""
+    import tempfile
+
+    from rddm.color import camera_to_srgb_matrix, srgb_encode
+    from rddm.evaluate.darktable import find_darktable_cli, match_colours, render_level
+
+    iso = NOISE_LEVELS[level]
+    target = np.clip(pair.hq @ camera_to_srgb_matrix(pair.xyz_to_cam).T, 0.0, 1.0)
+    best, best_psnr = None, -np.inf
+    with tempfile.TemporaryDirectory(prefix="rddm-dt-") as folder:
+        noise = None if iso is None else reference_noise(iso)
+        for _, _, rendered in render_level({"m": pair}, noise, find_darktable_cli(), Path(folder)):
+            encoded = srgb_encode(match_colours(rendered, target))
+            psnr = scores(encoded, reference)["psnr"]
+            if psnr > best_psnr:
+                best, best_psnr = encoded, psnr
+    return best
 
 
 def _classical_rows(pair, settings: EvalSettings) -> list[dict]:
