@@ -72,10 +72,30 @@ def require_darktable_gui() -> None:
 
 
 def _free_display() -> int:
+    """A display number no live X server holds. A lock whose process is gone (an Xvfb killed before
+    it could clean up) is stale: it and its socket are removed and the number is used."""
     for number in range(91, 140):
-        if not Path(f"/tmp/.X11-unix/X{number}").exists() and not Path(f"/tmp/.X{number}-lock").exists():
-            return number
+        lock, socket = Path(f"/tmp/.X{number}-lock"), Path(f"/tmp/.X11-unix/X{number}")
+        if lock.exists() and not _stale(lock):
+            continue
+        try:
+            lock.unlink(missing_ok=True)
+            socket.unlink(missing_ok=True)
+        except OSError:
+            continue
+        return number
     raise RuntimeError("no free X display number")
+
+
+def _stale(lock: Path) -> bool:
+    try:
+        pid = int(lock.read_text().strip())
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (OSError, ValueError):
+        return False  # unreadable, or another user's live process
+    return False
 
 
 class Xvfb:

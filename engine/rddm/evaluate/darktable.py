@@ -17,11 +17,11 @@ light before encoding: an oracle that can only favour darktable.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
 import struct
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -47,23 +47,37 @@ def find_darktable_cli() -> str | None:
 
 def check_module_layout() -> tuple[int, int] | None:
     """(version, params size) of the installed denoiseprofile plugin, read through its
-    introspection; None when the plugin cannot be loaded (another platform)."""
+    introspection; None when the plugin cannot be loaded (another platform).
+
+    The libraries are loaded in a child process: darktable is built with -ffast-math, and loading
+    it switches the calling process's floating point to flush subnormals to zero.
+    """
     for folder in _PLUGIN_DIRS:
         core, plugin = Path(folder) / "libdarktable.so", Path(folder) / "plugins" / "libdenoiseprofile.so"
-        if not (core.is_file() and plugin.is_file()):
-            continue
-        try:
-            ctypes.CDLL(str(core), mode=ctypes.RTLD_GLOBAL)
-            library = ctypes.CDLL(str(plugin))
-            library.get_introspection.restype = ctypes.c_void_p
-            address = library.get_introspection()
-            # dt_introspection_t: int api_version, int params_version, char *type_name, size_t size
-            return ctypes.c_int.from_address(address + 4).value, ctypes.c_size_t.from_address(
-                address + 16
-            ).value
-        except (OSError, AttributeError):
-            return None
+        if core.is_file() and plugin.is_file():
+            result = subprocess.run(
+                [sys.executable, "-c", _PROBE, str(core), str(plugin)],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            try:
+                version, size = (int(v) for v in result.stdout.split())
+            except ValueError:
+                return None
+            return version, size
     return None
+
+
+# dt_introspection_t starts with int api_version, int params_version, char *type_name, size_t size.
+_PROBE = """
+import ctypes, sys
+ctypes.CDLL(sys.argv[1], mode=ctypes.RTLD_GLOBAL)
+library = ctypes.CDLL(sys.argv[2])
+library.get_introspection.restype = ctypes.c_void_p
+address = library.get_introspection()
+print(ctypes.c_int.from_address(address + 4).value, ctypes.c_size_t.from_address(address + 16).value)
+"""
 
 
 def denoiseprofile_params(shot, read, strength: float) -> bytes:
