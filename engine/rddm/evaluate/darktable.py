@@ -169,6 +169,15 @@ def match_colours(rendered: np.ndarray, target_linear: np.ndarray) -> np.ndarray
     return np.clip(source @ matrix, 0.0, 1.0).reshape(rendered.shape).astype(np.float32)
 
 
+def matched_srgb(rendered: np.ndarray, pair) -> np.ndarray:
+    """darktable's linear rendering of ``pair`` colour-matched to its target (linear sRGB) and
+    sRGB-encoded: what the scores compare with the neutral rendering."""
+    from rddm.color import camera_to_srgb_matrix, srgb_encode
+
+    target = np.clip(pair.hq @ camera_to_srgb_matrix(pair.xyz_to_cam).T, 0.0, 1.0)
+    return srgb_encode(match_colours(rendered, target))
+
+
 def render_level(mosaics: dict, noise, darktable_cli: str, root: Path):
     """Render the mosaics of one noise level at every strength of the grid.
 

@@ -167,8 +167,7 @@ def _darktable_rows(level: str, tasks: dict, settings: EvalSettings) -> list[dic
     """darktable-cli's chain on every pair of one level, every strength (see rddm.evaluate.darktable)."""
     import tempfile
 
-    from rddm.color import camera_to_srgb_matrix, srgb_encode
-    from rddm.evaluate.darktable import find_darktable_cli, match_colours, render_level
+    from rddm.evaluate.darktable import find_darktable_cli, matched_srgb, render_level
 
     darktable_cli = find_darktable_cli()
     if darktable_cli is None:
@@ -184,8 +183,7 @@ def _darktable_rows(level: str, tasks: dict, settings: EvalSettings) -> list[dic
         mosaics = {name: pair for name, (_, pair) in pairs.items()}
         for name, strength, rendered in render_level(mosaics, noise, darktable_cli, Path(folder)):
             (dataset, image, _, pattern), pair = pairs[name]
-            target = np.clip(pair.hq @ camera_to_srgb_matrix(pair.xyz_to_cam).T, 0.0, 1.0)
-            matched = srgb_encode(match_colours(rendered, target))
+            matched = matched_srgb(rendered, pair)
             reference = render_srgb(pair.hq, pair.xyz_to_cam)
             rows.append(
                 {
@@ -368,16 +366,14 @@ def _best_darktable_render(pair, level: str, reference: np.ndarray) -> np.ndarra
     chains' panels are chosen), colour-matched and encoded."""
     import tempfile
 
-    from rddm.color import camera_to_srgb_matrix, srgb_encode
-    from rddm.evaluate.darktable import find_darktable_cli, match_colours, render_level
+    from rddm.evaluate.darktable import find_darktable_cli, matched_srgb, render_level
 
     iso = NOISE_LEVELS[level]
-    target = np.clip(pair.hq @ camera_to_srgb_matrix(pair.xyz_to_cam).T, 0.0, 1.0)
     best, best_psnr = None, -np.inf
     with tempfile.TemporaryDirectory(prefix="rddm-dt-") as folder:
         noise = None if iso is None else reference_noise(iso)
         for _, _, rendered in render_level({"m": pair}, noise, find_darktable_cli(), Path(folder)):
-            encoded = srgb_encode(match_colours(rendered, target))
+            encoded = matched_srgb(rendered, pair)
             psnr = scores(encoded, reference)["psnr"]
             if psnr > best_psnr:
                 best, best_psnr = encoded, psnr
