@@ -80,7 +80,12 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _load_model(name: str, device: str, allow_untrained: bool):
+PRECISIONS = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+
+def _load_model(name: str, device: str, allow_untrained: bool, precision: str = "auto"):
+    import torch
+
     from rddm.model.registry import load_pipeline
 
     pipeline = load_pipeline(name)
@@ -89,7 +94,11 @@ def _load_model(name: str, device: str, allow_untrained: bool):
             f"model {pipeline.info.get('name', name)} holds untrained weights: it does not restore "
             "anything (train it with `rddm train`)"
         )
-    return pipeline.to(device)
+    dtype = None if precision == "auto" else getattr(torch, PRECISIONS[precision])
+    try:
+        return pipeline.to(device, dtype)
+    except ValueError as error:  # half precision asked for on the CPU
+        raise RddmError(f"--precision {precision}: {error}") from None
 
 
 def _cmd_restore(args: argparse.Namespace) -> int:
@@ -99,7 +108,7 @@ def _cmd_restore(args: argparse.Namespace) -> int:
 
     from rddm.restore import restore_file
 
-    pipeline = _load_model(args.model, args.device, args.allow_untrained)
+    pipeline = _load_model(args.model, args.device, args.allow_untrained, args.precision)
     failed = 0
     for source in tqdm(args.files, unit="file", disable=args.quiet or len(args.files) < 2, file=sys.stderr):
         started = time.perf_counter()
@@ -316,6 +325,12 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--format", default="dng", choices=["dng", "tiff", "png", "jpeg"])
     restore.add_argument("--model", default="rddm-tiny", help="shipped model name, folder or hub id")
     restore.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    restore.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "fp16", "bf16"],
+        help="auto: fp32 on the CPU, fp16 on CUDA",
+    )
     restore.add_argument("--tile", type=_tile, default=512, help="tile size in pixels (512)")
     restore.add_argument("--overwrite", action="store_true", help="replace <name>_rddm.<ext>")
     restore.add_argument("--json", action="store_true", help="one JSON object per file")

@@ -115,3 +115,19 @@ def test_usage_errors(tiny_model_dir, args, message):
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert result.returncode in (1, 2)
+
+
+def test_half_precision_on_the_cpu_is_refused(tiny_model_dir, workdir):
+    result = restore(
+        str(workdir / "my sample.dng"),
+        "--model",
+        str(tiny_model_dir),
+        "--allow-untrained",
+        "--device",
+        "cpu",
+        "--precision",
+        "bf16",
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["error: --precision bf16: the CPU runs in float32 only"]
+    assert sorted(p.name for p in workdir.iterdir()) == ["my sample.dng"]

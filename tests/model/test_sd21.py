@@ -37,3 +37,16 @@ def test_builds_offline_and_restores_tiled(sd21_base, tmp_path):
 def test_missing_parts_of_the_base_are_named(sd21_base, tmp_path):
     with pytest.raises(ModelLoadError, match="vae: missing"):
         build_sd21(tmp_path, tmp_path / "out")
+
+
+def test_full_width_configuration_is_sd21_base():
+    """The GPU benchmark's random rddm-sd21 has SD 2.1-base's own sizes (parameter counts of the
+    published UNet and VAE), built on the meta device: no memory, no weights."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+
+    from rddm.model.sd21 import FULL_SD21_UNET, FULL_SD21_VAE
+
+    with torch.device("meta"):
+        unet, vae = UNet2DConditionModel(**FULL_SD21_UNET), AutoencoderKL(**FULL_SD21_VAE)
+    assert sum(p.numel() for p in unet.parameters()) == 865_910_724
+    assert sum(p.numel() for p in vae.parameters()) == 83_653_863

@@ -142,10 +142,13 @@ def test_loss_falls_on_a_fixed_batch(photos):
 
 
 def test_resume_continues_exactly(photos, tmp_path):
+    """A run stopped at step 3 and resumed ends with the same weights as one straight run; the resumed
+    run synthesizes its batches in two worker processes, which must not change them either."""
     config = mini_config(photos, 6, checkpoint_every=3)
     train(config, tmp_path / "straight", progress=False)
-    train(config, tmp_path / "resumed", progress=False, max_steps=3)
-    train(config, tmp_path / "resumed", progress=False)
+    ahead = dataclasses.replace(config, data_workers=2)
+    train(ahead, tmp_path / "resumed", progress=False, max_steps=3)
+    train(ahead, tmp_path / "resumed", progress=False)
     straight = torch.load(tmp_path / "straight/checkpoints/step_6/state.pt", weights_only=False)["model"]
     resumed = torch.load(tmp_path / "resumed/checkpoints/step_6/state.pt", weights_only=False)["model"]
     assert straight.keys() == resumed.keys()

@@ -130,24 +130,42 @@ REDUCED_SD21_UNET = {
 }
 
 
-def write_reduced_base(folder: str | os.PathLike) -> Path:
-    """A diffusers-format SD 2.1-base folder at reduced widths with random weights, for tests and
-    benchmarks of the ``rddm-sd21`` code path on machines without the real weights."""
+# Stable Diffusion 2.1-base's own VAE and UNet configuration (865.9M UNet parameters): random
+# weights at these widths time the real model's arithmetic on machines without its weights.
+FULL_SD21_VAE = {
+    **REDUCED_SD21_VAE,
+    "block_out_channels": [128, 256, 512, 512],
+    "norm_num_groups": 32,
+}
+FULL_SD21_UNET = {
+    **REDUCED_SD21_UNET,
+    "block_out_channels": [320, 640, 1280, 1280],
+    "attention_head_dim": [5, 10, 20, 20],
+    "cross_attention_dim": 1024,
+    "norm_num_groups": 32,
+}
+
+
+def write_reduced_base(folder: str | os.PathLike, *, full_widths: bool = False) -> Path:
+    """A diffusers-format SD 2.1-base folder with random weights, for tests and benchmarks of the
+    ``rddm-sd21`` code path on machines without the real weights: at reduced widths, or at SD 2.1's
+    own widths (``full_widths``; its text encoder stays small, it only makes the null prompt)."""
     import json
 
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     folder = Path(folder)
     torch.manual_seed(0)
-    AutoencoderKL(**REDUCED_SD21_VAE).save_pretrained(folder / "vae")
-    UNet2DConditionModel(**REDUCED_SD21_UNET).save_pretrained(folder / "unet")
+    AutoencoderKL(**(FULL_SD21_VAE if full_widths else REDUCED_SD21_VAE)).save_pretrained(folder / "vae")
+    unet = FULL_SD21_UNET if full_widths else REDUCED_SD21_UNET
+    UNet2DConditionModel(**unet).save_pretrained(folder / "unet")
     DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012).save_pretrained(
         folder / "scheduler"
     )
     text = CLIPTextConfig(
         vocab_size=9,
-        hidden_size=64,
-        intermediate_size=128,
+        hidden_size=unet["cross_attention_dim"],
+        intermediate_size=2 * unet["cross_attention_dim"],
         num_hidden_layers=2,
         num_attention_heads=4,
         max_position_embeddings=77,

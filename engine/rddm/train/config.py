@@ -54,6 +54,7 @@ class TrainConfig:
     checkpoint_every: int = 200
     keep_checkpoints: int = 2
     threads: int = 0  # torch CPU threads, 0 = torch's default
+    data_workers: int = 0  # processes synthesizing batches ahead of the model (0: in the loop itself)
 
     @property
     def total_steps(self) -> int:

@@ -89,6 +89,43 @@ class PairBatches:
         return batch
 
 
+class _StepBatches(torch.utils.data.Dataset):
+    """Batch ``k`` of a run, for a DataLoader whose workers synthesize batches ahead of the model."""
+
+    def __init__(self, batches: PairBatches, start: int, end: int, process: int):
+        self.batches, self.start, self.end, self.process = batches, start, end, process
+
+    def __len__(self) -> int:
+        return max(0, self.end - self.start)
+
+    def __getitem__(self, index: int) -> dict:
+        return self.batches.batch(self.start + index, self.process)
+
+
+def _worker_threads(_worker: int) -> None:
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+
+
+def step_batches(batches: PairBatches, start: int, end: int, process: int = 0, workers: int = 0):
+    """Batches ``start .. end - 1`` in order. With ``workers`` processes they are synthesized ahead
+    (each batch still depends only on its step, so the result is the same as ``workers=0``)."""
+    if workers <= 0:
+        return (batches.batch(step, process) for step in range(start, end))
+    return iter(
+        torch.utils.data.DataLoader(
+            _StepBatches(batches, start, end, process),
+            batch_size=None,
+            shuffle=False,
+            num_workers=workers,
+            prefetch_factor=4,
+            persistent_workers=False,
+            pin_memory=torch.cuda.is_available(),
+            worker_init_fn=_worker_threads,
+        )
+    )
+
+
 def validation_batches(images, crop: int, iso: int | None = 3200, seed: int = 1234) -> list[dict]:
     """Fixed batches, one per pattern: the centre crop of every validation image at the reference
     noise of ``iso`` (noise-free for None)."""

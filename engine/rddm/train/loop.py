@@ -24,7 +24,7 @@ from rddm.model.registry import build_pipeline, load_pipeline, save_pipeline
 from rddm.raw.cfa import CFA_PATTERNS
 from rddm.synth import SynthConfig
 from rddm.train.config import Stage, TrainConfig
-from rddm.train.data import PairBatches, load_sources, validation_batches
+from rddm.train.data import PairBatches, load_sources, step_batches, validation_batches
 from rddm.train.losses import psnr_srgb, restoration_loss
 
 
@@ -245,12 +245,14 @@ def train(
     )
     if validation and run.step == 0:  # the starting point, for the log's curve
         _log(log, {"step": 0, **_validate(run, validation)})
+    stream = step_batches(batches, run.step, end, accelerator.process_index, config.data_workers)
     while run.step < end:
         index, stage = _stage_at(config, run.step)
         if index != run.stage_index:
             run.enter_stage(index)
-        started = time.perf_counter()
-        losses = _train_step(run, batches.batch(run.step, accelerator.process_index), stage)
+        started = time.perf_counter()  # the wait for the batch counts too
+        batch = next(stream)
+        losses = _train_step(run, batch, stage)
         run.seconds += time.perf_counter() - started
         run.step += 1
         bar.update(1)
@@ -269,7 +271,9 @@ def train(
 
 def _train_step(run: _Run, batch: dict, stage: Stage) -> dict:
     device = run.accelerator.device
-    planes, target, to_srgb = (batch[k].to(device) for k in ("planes", "target", "to_srgb"))
+    planes, target, to_srgb = (
+        batch[k].to(device, non_blocking=True) for k in ("planes", "target", "to_srgb")
+    )
     run.trainer.train()
     fidelity, restored = run.trainer(planes, batch["pattern"], batch["skip_keep"].to(device))
     weights = run.config.loss
