@@ -68,6 +68,13 @@ bench: $(STAMP)
 bench-engine: $(STAMP)
 	$(BIN)/rddm bench --model rddm-tiny --suite engine --sizes 12MP --out out/bench
 
+# On a machine with an NVIDIA GPU: CUDA against the CPU, rddm-tiny and SD 2.1-sized rddm-sd21
+# timings, and a short training run (scripts/gpu_check.py); results in out/gpu/results.json.
+bench-gpu: $(STAMP)
+	PYTHONPATH=engine $(BIN)/python scripts/gpu_check.py --out out/gpu \
+	  --raw $(SHARED)/raw/plain/isp_mushfiqulalam_nikon/DSC_1339_768x512_rggb.dng \
+	  --photo $(SHARED)/srgb-bench/kodak24/kodim05.png --data $(SHARED)/train-srgb
+
 # The full sets (hours on a 2-core CPU); eval-subset is the README's table (4 images of each set,
 # 256 px crops). Both run darktable-cli's chain when darktable is installed.
 DARKTABLE_FLAG = $(if $(shell command -v darktable-cli),--darktable,)

@@ -14,7 +14,7 @@ from rddm.model.registry import load_pipeline
 from rddm.synth import SynthConfig
 from rddm.train.config import Stage, TrainConfig, load_config
 from rddm.train.data import PairBatches, load_sources
-from rddm.train.loop import RDDMTrainer, starting_model, train, trainable_parameters
+from rddm.train.loop import RDDMTrainer, TrainingDiverged, starting_model, train, trainable_parameters
 from rddm.train.losses import restoration_loss
 
 MINI_MODEL = {
@@ -154,6 +154,23 @@ def test_resume_continues_exactly(photos, tmp_path):
     assert straight.keys() == resumed.keys()
     for key in straight:
         torch.testing.assert_close(straight[key], resumed[key], rtol=0, atol=0)
+
+
+def test_divergence_stops_the_run(photos, tmp_path):
+    """A run whose activations run away stops with one clear error instead of training on as a dead
+    (bilinear) model; the log says where. A healthy run's largest activation is logged too."""
+    config = mini_config(photos, 8)
+    diverging = dataclasses.replace(
+        config, stages=[dataclasses.replace(config.stages[0], learning_rate=30.0)]
+    )
+    with pytest.raises(TrainingDiverged, match=r"training diverged at step \d+: .*lower the learning rate"):
+        train(diverging, tmp_path / "diverging", progress=False)
+    records = [json.loads(line) for line in (tmp_path / "diverging/log.jsonl").read_text().splitlines()]
+    assert records[-1]["diverged"] is True
+    assert not (tmp_path / "diverging/model").exists()
+    train(config, tmp_path / "healthy", progress=False, max_steps=2)
+    records = [json.loads(line) for line in (tmp_path / "healthy/log.jsonl").read_text().splitlines()]
+    assert all(0 < r["activation_absmax"] < 100 for r in records if "loss" in r)
 
 
 def test_shipped_configs_load():

@@ -55,6 +55,11 @@ class TrainConfig:
     keep_checkpoints: int = 2
     threads: int = 0  # torch CPU threads, 0 = torch's default
     data_workers: int = 0  # processes synthesizing batches ahead of the model (0: in the loop itself)
+    # A run stops with an error when the loss is not finite or the largest magnitude of the latent or
+    # of the decoder's last features exceeds this: a norm-free model that diverges drives those
+    # features up until SiLU zeroes them all, and then trains on as a bilinear demosaic without any
+    # other sign (seen on a GPU: ~1e6; a healthy rddm-tiny stays under 10).
+    max_activation: float = 1e4
 
     @property
     def total_steps(self) -> int:

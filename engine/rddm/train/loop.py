@@ -20,12 +20,17 @@ import torch
 from accelerate import Accelerator
 from torch import nn
 
+from rddm.errors import RddmError
 from rddm.model.registry import build_pipeline, load_pipeline, save_pipeline
 from rddm.raw.cfa import CFA_PATTERNS
 from rddm.synth import SynthConfig
 from rddm.train.config import Stage, TrainConfig
 from rddm.train.data import PairBatches, load_sources, step_batches, validation_batches
 from rddm.train.losses import psnr_srgb, restoration_loss
+
+
+class TrainingDiverged(RddmError):
+    """The loss is not finite or activations have run away (see ``TrainConfig.max_activation``)."""
 
 
 class RDDMTrainer(nn.Module):
@@ -35,12 +40,20 @@ class RDDMTrainer(nn.Module):
         super().__init__()
         self.pipeline = pipeline
         self.rvae, self.unet = pipeline.rvae, pipeline.unet
+        self.activation_absmax = torch.zeros(())
+        last_norm = getattr(getattr(self.rvae, "decoder", None), "conv_norm_out", None)
+        if last_norm is not None:  # the decoder's last features, watched for divergence
+            last_norm.register_forward_pre_hook(self._watch)
+
+    def _watch(self, _module, inputs) -> None:
+        self.activation_absmax = torch.maximum(self.activation_absmax, inputs[0].detach().abs().max())
 
     def forward(self, planes: torch.Tensor, pattern: str, skip_keep: torch.Tensor | None = None):
         """Both ends for ``(B, 4, h, w)`` planes; ``skip_keep`` ``(B,)`` of 0/1 drops the encoder skip
         of some samples, so the decoder must also read the latent (where the diffusion step acts)."""
         self.pipeline.activate_adapter(pattern)
         latent, skip = self.rvae.encode(planes)
+        self.activation_absmax = latent.detach().abs().max()
         if skip is not None and skip_keep is not None:
             skip = skip * skip_keep.to(skip)[:, None, None, None]
         alpha = self.pipeline.scheduler.alphas_cumprod[self.pipeline.timestep].to(latent)
@@ -239,33 +252,40 @@ def train(
     if checkpoint is not None:
         run.restore(checkpoint)
     end = min(config.total_steps, max_steps if max_steps is not None else config.total_steps)
-    log = (out / "log.jsonl").open("a", encoding="utf-8")
-    bar = tqdm(
-        total=end, initial=run.step, unit="step", disable=not progress or not accelerator.is_main_process
-    )
-    if validation and run.step == 0:  # the starting point, for the log's curve
-        _log(log, {"step": 0, **_validate(run, validation)})
-    stream = step_batches(batches, run.step, end, accelerator.process_index, config.data_workers)
-    while run.step < end:
-        index, stage = _stage_at(config, run.step)
-        if index != run.stage_index:
-            run.enter_stage(index)
-        started = time.perf_counter()  # the wait for the batch counts too
-        batch = next(stream)
-        losses = _train_step(run, batch, stage)
-        run.seconds += time.perf_counter() - started
-        run.step += 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{losses['loss']:.4f}", stage=stage.name)
-        if run.step % config.log_every == 0 or run.step == end:
-            _log(log, {"step": run.step, "stage": stage.name, "seconds": round(run.seconds, 1), **losses})
-        if validation and (run.step % config.validate_every == 0 or run.step == end):
-            _log(log, {"step": run.step, **_validate(run, validation)})
-        if run.step % config.checkpoint_every == 0 or run.step == end:
-            accelerator.wait_for_everyone()
-            run.save()
-    bar.close()
-    log.close()
+    bar_off = not progress or not accelerator.is_main_process
+    with (
+        (out / "log.jsonl").open("a", encoding="utf-8") as log,
+        tqdm(total=end, initial=run.step, unit="step", disable=bar_off) as bar,
+    ):
+        if validation and run.step == 0:  # the starting point, for the log's curve
+            _log(log, {"step": 0, **_validate(run, validation)})
+        stream = step_batches(batches, run.step, end, accelerator.process_index, config.data_workers)
+        while run.step < end:
+            index, stage = _stage_at(config, run.step)
+            if index != run.stage_index:
+                run.enter_stage(index)
+            started = time.perf_counter()  # the wait for the batch counts too
+            batch = next(stream)
+            losses = _train_step(run, batch, stage)
+            run.seconds += time.perf_counter() - started
+            largest = losses["activation_absmax"]
+            if not (math.isfinite(losses["loss"]) and largest <= config.max_activation):
+                _log(log, {"step": run.step + 1, "diverged": True, **losses})
+                raise TrainingDiverged(
+                    f"training diverged at step {run.step + 1}: loss {losses['loss']:.4g}, activations up "
+                    f"to {largest:.4g} (limit max_activation {config.max_activation:g}); lower the "
+                    f"learning rate and resume from the last checkpoint in {out}"
+                )
+            run.step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses['loss']:.4f}", stage=stage.name)
+            if run.step % config.log_every == 0 or run.step == end:
+                _log(log, {"step": run.step, "stage": stage.name, "seconds": round(run.seconds, 1), **losses})
+            if validation and (run.step % config.validate_every == 0 or run.step == end):
+                _log(log, {"step": run.step, **_validate(run, validation)})
+            if run.step % config.checkpoint_every == 0 or run.step == end:
+                accelerator.wait_for_everyone()
+                run.save()
     return out / "model"
 
 
@@ -289,6 +309,7 @@ def _train_step(run: _Run, batch: dict, stage: Stage) -> dict:
     run.schedule.step()
     return {
         "loss": float(loss.detach()),
+        "activation_absmax": float(run.accelerator.unwrap_model(run.trainer).activation_absmax),
         "lr": run.schedule.get_last_lr()[0],
         **{f"fidelity_{k}": v for k, v in parts.items()},
         **{f"restored_{k}": v for k, v in parts_restored.items()},
