@@ -50,11 +50,15 @@ def tile_grid(height: int, width: int, size: int, overlap: int) -> list[Tile]:
     ]
 
 
-def _ramp(length: int, overlap: int, fade_start: bool, fade_end: bool) -> torch.Tensor:
-    """1 inside, rising linearly over ``overlap`` samples at edges shared with another tile."""
+def _ramp(length: int, overlap: int, guard: int, fade_start: bool, fade_end: bool) -> torch.Tensor:
+    """1 inside; at edges shared with another tile, 0 over the outer ``guard`` samples, then rising
+    linearly over the rest of the ``overlap`` (the neighbour's weights are the mirror image, so the
+    two always sum to 1)."""
     ramp = torch.ones(length)
     if overlap > 0:
-        rise = (torch.arange(overlap, dtype=torch.float32) + 0.5) / overlap
+        rise = ((torch.arange(overlap, dtype=torch.float32) - guard + 0.5) / (overlap - 2 * guard)).clamp(
+            0, 1
+        )
         if fade_start:
             ramp[:overlap] = torch.minimum(ramp[:overlap], rise)
         if fade_end:
@@ -62,10 +66,22 @@ def _ramp(length: int, overlap: int, fade_start: bool, fade_end: bool) -> torch.
     return ramp
 
 
+def guard_band(overlap: int) -> int:
+    """Packed pixels at a shared tile edge that get no weight at all: a quarter of the overlap.
+
+    A tile's outermost pixels lack the context beyond the tile that the whole image gives them,
+    and a trained model reads far (rddm-tiny's encoder and decoder each see ~40 packed pixels):
+    with a plain ramp over 64 packed pixels, tiles differed from the whole image by up to 4.5e-3;
+    with these 16 pixels left out, by 4.4e-4 (24 left out: 1.4e-4).
+    """
+    return overlap // 4
+
+
 def feather(tile: Tile, height: int, width: int, overlap: int, scale: int = 2) -> torch.Tensor:
     """``(tile.height * scale, tile.width * scale)`` blending weights of a tile at output scale."""
-    rows = _ramp(tile.height * scale, overlap * scale, tile.top > 0, tile.top + tile.height < height)
-    cols = _ramp(tile.width * scale, overlap * scale, tile.left > 0, tile.left + tile.width < width)
+    guard = guard_band(overlap) * scale
+    rows = _ramp(tile.height * scale, overlap * scale, guard, tile.top > 0, tile.top + tile.height < height)
+    cols = _ramp(tile.width * scale, overlap * scale, guard, tile.left > 0, tile.left + tile.width < width)
     return rows[:, None] * cols[None, :]
 
 
