@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.rddm-installed
 SHARED ?= ../shared/data
 DEMO_OUT ?= out/demo
 
-.PHONY: all demo test lint format system-deps sample bench bench-engine eval eval-subset preview-figure before-after clean
+.PHONY: all demo test lint format system-deps sample bench bench-engine bench-gpu tile-error eval eval-subset preview-figure before-after clean
 
 all: test
 
@@ -67,6 +67,11 @@ bench: $(STAMP)
 # The engine's latencies and overhead only (a real engine process on a 12 MP file).
 bench-engine: $(STAMP)
 	$(BIN)/rddm bench --model rddm-tiny --suite engine --sizes 12MP --out out/bench
+
+# Tiled against whole-image restores (the guard band's figures in the README).
+tile-error: $(STAMP)
+	$(BIN)/python scripts/tile_error.py $(SHARED)/raw/plain/isp_mushfiqulalam_nikon/DSC_1339_768x512_rggb.dng \
+	  $(SHARED)/srgb-bench/kodak24/kodim05.png
 
 # On a machine with an NVIDIA GPU: CUDA against the CPU, rddm-tiny and SD 2.1-sized rddm-sd21
 # timings, and a short training run (scripts/gpu_check.py); results in out/gpu/results.json.
