@@ -6,6 +6,13 @@ Usage (the repository root on PYTHONPATH's ``engine``; every figure lands in OUT
     python scripts/gpu_check.py --out OUT --raw FILE.dng --photo kodim05.png --data TRAIN_DIR \\
         --budget 520 --train-seconds 250
 
+On the project's lent GPU machine (nothing can be installed there): copy the downscaled training
+photos, the RAW and the photo into an ignored folder (``.gpudata``) and download wheels into ``.whl``
+for what its image lacks (diffusers, peft, piq, rawpy, exifread, platformdirs; cp312 manylinux), carry
+both, install the wheels with ``pip install --no-index --no-deps --target /tmp/site .whl/*.whl`` and
+put ``/tmp/site`` and ``engine`` on PYTHONPATH. The first lease (2026-11-28) lacked piq, so its
+training phase failed at the import; the second call ran the training phase alone.
+
 Each phase is guarded: one that fails is recorded with its error and the next one runs; a phase that
 would not fit in what is left of ``--budget`` seconds is skipped. ``--device cpu --quick`` runs every
 phase at toy sizes (a check of this script without a GPU).
