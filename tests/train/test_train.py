@@ -208,3 +208,25 @@ def test_sd21_config_trains_at_reduced_widths(photos, tmp_path):
     )
     exported = load_pipeline(train(config, tmp_path / "sd21", progress=False))
     assert exported.info["steps"] == 4 and exported.rvae.downscale == 8
+
+
+def test_data_workers_start_after_opencv_used_its_threads():
+    """Forked workers must not inherit OpenCV's thread pool: a worker that touched it hung for ever
+    (seen in the full suite). A child process, so that a hang fails the test instead of the suite."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, cv2\n"
+        "from rddm.synth import SynthConfig\n"
+        "from rddm.train.data import PairBatches, step_batches\n"
+        "image = np.random.rand(3000, 3000, 3).astype(np.float32)\n"
+        "for _ in range(10):\n"
+        "    cv2.GaussianBlur(image, (9, 9), 2)\n"
+        "photos = [np.random.rand(200, 200, 3).astype(np.float32) for _ in range(4)]\n"
+        "batches = PairBatches(photos, 64, 4, {'range': 1.0}, SynthConfig(), 0)\n"
+        "print(sum(1 for _ in step_batches(batches, 0, 6, 0, workers=2)))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "6"

@@ -103,8 +103,7 @@ class _StepBatches(torch.utils.data.Dataset):
 
 
 def _worker_threads(_worker: int) -> None:
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
+    torch.set_num_threads(1)  # torch resets its thread pool in a forked child itself
 
 
 def step_batches(batches: PairBatches, start: int, end: int, process: int = 0, workers: int = 0):
@@ -112,18 +111,26 @@ def step_batches(batches: PairBatches, start: int, end: int, process: int = 0, w
     (each batch still depends only on its step, so the result is the same as ``workers=0``)."""
     if workers <= 0:
         return (batches.batch(step, process) for step in range(start, end))
-    return iter(
-        torch.utils.data.DataLoader(
-            _StepBatches(batches, start, end, process),
-            batch_size=None,
-            shuffle=False,
-            num_workers=workers,
-            prefetch_factor=4,
-            persistent_workers=False,
-            pin_memory=torch.cuda.is_available(),
-            worker_init_fn=_worker_threads,
+    # OpenCV's thread pool does not survive a fork: a worker that touched it (even to shrink it)
+    # hung in pthread_cond_destroy. Forked while the parent runs OpenCV single-threaded, the workers
+    # have no pool to inherit; the parent gets its threads back once they are started.
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        return iter(
+            torch.utils.data.DataLoader(
+                _StepBatches(batches, start, end, process),
+                batch_size=None,
+                shuffle=False,
+                num_workers=workers,
+                prefetch_factor=4,
+                persistent_workers=False,
+                pin_memory=torch.cuda.is_available(),
+                worker_init_fn=_worker_threads,
+            )
         )
-    )
+    finally:
+        cv2.setNumThreads(threads)
 
 
 def validation_batches(images, crop: int, iso: int | None = 3200, seed: int = 1234) -> list[dict]:
