@@ -71,8 +71,8 @@ def guard_band(overlap: int) -> int:
 
     A tile's outermost pixels lack the context beyond the tile that the whole image gives them,
     and a trained model reads far (rddm-tiny's encoder and decoder each see ~40 packed pixels):
-    with a plain ramp over 64 packed pixels, tiles differed from the whole image by up to 4.5e-3;
-    with these 16 pixels left out, by 4.4e-4 (24 left out: 1.4e-4).
+    on ``DSC_1339`` with tiles of 128 overlapping by 64, a plain ramp left the tiled restore up to
+    1.9e-3 from the whole image, these 16 pixels left out 1.6e-4 (``make tile-error``).
     """
     return overlap // 4
 
