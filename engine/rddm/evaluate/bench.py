@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from rddm.errors import RddmError
 from rddm.synth import SynthConfig, pair_rng, synthesize_pair
 from rddm.synth.dataset import read_srgb, write_pair
 
@@ -44,7 +45,8 @@ def bench_raw(folder: Path, name: str, width: int, height: int, source: str = SO
 
 def measure(command: list[str]) -> dict:
     """Seconds and peak RSS (MB) of a child process, through GNU time's ``%M`` (the peak of that
-    process alone; ``os.wait4``'s figure was seen to repeat the parent's); raises if it fails.
+    process alone; ``os.wait4``'s figure was seen to repeat the parent's); a command that fails
+    raises :class:`RddmError` with its last line of stderr.
     Without GNU time (Debian package ``time``) the peak is reported as None."""
     gnu_time = ["/usr/bin/time", "-f", "rddm-peak-kb %M"] if os.path.exists("/usr/bin/time") else []
     started = time.perf_counter()
@@ -53,7 +55,10 @@ def measure(command: list[str]) -> dict:
     )
     seconds = time.perf_counter() - started
     if result.returncode != 0:
-        raise RuntimeError(f"{command[:3]} failed: {result.stderr[-500:]}")
+        gnu_lines = ("rddm-peak-kb ", "Command exited with non-zero status", "Command terminated by signal")
+        lines = [x for x in result.stderr.splitlines() if x.strip() and not x.startswith(gnu_lines)]
+        said = lines[-1].strip() if lines else "no message"
+        raise RddmError(f"{' '.join(map(str, command[:3]))} failed (exit {result.returncode}): {said}")
     peak = None
     if gnu_time:
         peak = round(int(result.stderr.rsplit("rddm-peak-kb ", 1)[1].split()[0]) / 1024)

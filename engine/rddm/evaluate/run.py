@@ -44,9 +44,10 @@ class EvalSettings:
     images: int | None = None  # first N images of each set (all by default)
     crop: int | None = None  # centre crop, for quick runs
     demosaics: tuple[str, ...] = ("ahd", "aahd", "dht")
-    denoisers: tuple[str, ...] = ("nlm",)
+    denoisers: tuple[str, ...] = ("nlm", "bm3d")
     seed: int = 0
     darktable: bool = False  # darktable-cli's demosaic + profiled denoise (rddm.evaluate.darktable)
+    workers: int = 1  # processes for the classical chains (they do not change the rows)
 
 
 @functools.lru_cache(maxsize=1)
@@ -58,15 +59,21 @@ def _stlpips():
         return stlpips.LPIPS(net="alex", variant="shift_tolerant").eval()
 
 
+def psnr(prediction: np.ndarray, reference: np.ndarray) -> float:
+    """PSNR (dB) of two sRGB renderings in [0, 1], border removed, as :func:`scores` has it."""
+    a = np.clip(prediction, 0, 1)[BORDER:-BORDER, BORDER:-BORDER].astype(np.float64)
+    b = reference[BORDER:-BORDER, BORDER:-BORDER].astype(np.float64)
+    return float(10 * np.log10(1.0 / max(np.mean((a - b) ** 2), 1e-12)))
+
+
 def scores(prediction: np.ndarray, reference: np.ndarray) -> dict:
     """PSNR (dB), SSIM, HaarPSI (higher is better) and shift-tolerant LPIPS (lower is better) of
     two sRGB renderings in [0, 1], border removed."""
     a = np.clip(prediction, 0, 1)[BORDER:-BORDER, BORDER:-BORDER].astype(np.float64)
     b = reference[BORDER:-BORDER, BORDER:-BORDER].astype(np.float64)
-    mse = max(np.mean((a - b) ** 2), 1e-12)
     to_tensor = lambda x: torch.from_numpy(x.transpose(2, 0, 1)[None].astype(np.float32))  # noqa: E731
     return {
-        "psnr": float(10 * np.log10(1.0 / mse)),
+        "psnr": psnr(prediction, reference),
         "ssim": float(structural_similarity(a, b, channel_axis=2, data_range=1.0)),
         "haarpsi": float(piq.haarpsi(to_tensor(a), to_tensor(b), data_range=1.0)),
         "stlpips": _stlpips_distance(to_tensor(a), to_tensor(b)),
@@ -93,14 +100,17 @@ def _pair(image, level: str, pattern: str, seed: int, keys):
 
 
 # Settings that decide the test pairs and the classical rows (not the model's strengths).
-_CLASSICAL_KEYS = ("datasets", "levels", "patterns", "images", "crop", "demosaics", "denoisers", "seed")
-# (darktable's rows are reused when the earlier run has them, and computed otherwise.)
+_CLASSICAL_KEYS = ("datasets", "levels", "patterns", "images", "crop", "demosaics", "seed")
+# (darktable's rows are reused when the earlier run has them, and computed otherwise; so are the
+# rows of a denoiser the earlier run did not have.)
 
 
 def load_classical(path: str | Path, settings: EvalSettings) -> dict:
     """The classical rows of an earlier ``results.json`` made with the same pairs, keyed by
     (dataset, image, level, pattern): the chains are deterministic, so a model's evaluation need
-    not run them again. Raises ValueError when the earlier run's settings differ."""
+    not run them again. Rows of denoisers ``settings`` does not ask for are left out; those it asks
+    for and the earlier run lacks are computed by :func:`evaluate`. Raises ValueError when the
+    earlier run's pairs differ."""
     try:
         earlier = json.loads(Path(path).read_text(encoding="utf-8"))
         old = earlier["settings"]
@@ -112,7 +122,10 @@ def load_classical(path: str | Path, settings: EvalSettings) -> dict:
         raise ValueError(f"{path}: made with other settings ({', '.join(differ)}); run without it")
     cache = defaultdict(list)
     for row in earlier.get("rows", []):
-        if "denoise" in row:
+        if "denoise" not in row:
+            continue
+        darktable = row["method"].startswith("darktable")
+        if darktable or row["method"].split("+")[1] in settings.denoisers:
             cache[(row["dataset"], row["image"], row["level"], row["pattern"])].append(row)
     return dict(cache)
 
@@ -135,6 +148,7 @@ def evaluate(
     ]
     tasks = [(s, lv, p) for s in sources for lv in settings.levels for p in settings.patterns]
     pending: dict = defaultdict(dict)  # level -> pairs for darktable, rendered per level at the end
+    chains = []  # classical chains to run: (base, image, level, pattern, keys, denoisers)
     for (dataset, path), level, pattern in progress(tasks) if progress else tasks:
         image = _centre_crop(read_srgb(path), settings.crop)
         keys = (sources.index((dataset, path)), settings.levels.index(level), CFA_PATTERNS.index(pattern))
@@ -152,15 +166,50 @@ def evaluate(
         key = (dataset, path.stem, level, pattern)
         cached = (classical or {}).get(key, [])
         libraw = [r for r in cached if not r["method"].startswith("darktable")]
-        rows += libraw or [{**row, **base} for row in _classical_rows(pair, settings)]
+        rows += libraw
+        have = {r["method"].split("+")[1] for r in libraw}
+        missing = tuple(d for d in settings.denoisers if d not in have)
+        if missing:
+            chains.append((base, image, level, pattern, keys, missing))
         darktable = [r for r in cached if r["method"].startswith("darktable")]
         if settings.darktable and darktable:
             rows += darktable
         elif settings.darktable:
             pending[level][key] = (image, pattern, keys)
+    rows += _run_chains(chains, settings, progress)
     for level, tasks in pending.items():
         rows += _darktable_rows(level, tasks, settings)
     return rows
+
+
+def _run_chains(chains: list, settings: EvalSettings, progress=None) -> list[dict]:
+    """The LibRaw + denoiser rows of ``chains``, in ``settings.workers`` processes (fresh ones:
+    OpenCV's and torch's thread pools do not survive a fork)."""
+    if not chains:
+        return []
+    jobs = [(*chain, settings) for chain in chains]
+    if settings.workers <= 1 or len(jobs) == 1:
+        return [row for job in (progress(jobs) if progress else jobs) for row in _chain_rows(job)]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(settings.workers, mp_context=context, initializer=_one_thread) as pool:
+        futures = [pool.submit(_chain_rows, job) for job in jobs]
+        return [row for future in (progress(futures) if progress else futures) for row in future.result()]
+
+
+def _one_thread() -> None:
+    import cv2
+
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+
+
+def _chain_rows(job) -> list[dict]:
+    base, image, level, pattern, keys, denoisers, settings = job
+    pair = _pair(image, level, pattern, settings.seed, keys)
+    return [{**row, **base} for row in _classical_rows(pair, settings, denoisers)]
 
 
 def _darktable_rows(level: str, tasks: dict, settings: EvalSettings) -> list[dict]:
@@ -337,13 +386,12 @@ def crop_mosaic(models: dict, settings: EvalSettings, out: Path, size: int = 96)
         ends = pipeline.restore_ends(raw, tile_size=256, tile_overlap=32)
         for strength in settings.strengths:
             panels[f"{label} s={strength:g}"] = render_srgb(ends.blend(strength), pair.xyz_to_cam)
-    rows = [r for r in best_classical(_classical_rows(pair, settings)) if "denoise" in r]
-    for row in rows:
-        algorithm, denoiser = row["method"].split("+")
+    for algorithm in settings.demosaics:  # each chain at its best denoiser and strength on this pair
         candidates = classical_candidates(
-            pair.lq_cfa, pattern, pair.wb_gains, pair.xyz_to_cam, algorithm, (denoiser,)
+            pair.lq_cfa, pattern, pair.wb_gains, pair.xyz_to_cam, algorithm, settings.denoisers
         )
-        panels[row["method"]] = candidates[(denoiser, row["denoise"])]
+        (denoiser, _), best = max(candidates.items(), key=lambda item: psnr(item[1], panels["target"]))
+        panels[f"{algorithm}+{denoiser}"] = best
     if settings.darktable:
         panels["darktable+denoiseprofile"] = _best_darktable_render(pair, level, panels["target"])
     height, width = panels["target"].shape[:2]
@@ -380,12 +428,12 @@ def _best_darktable_render(pair, level: str, reference: np.ndarray) -> np.ndarra
     return best
 
 
-def _classical_rows(pair, settings: EvalSettings) -> list[dict]:
+def _classical_rows(pair, settings: EvalSettings, denoisers: tuple[str, ...]) -> list[dict]:
     reference = render_srgb(pair.hq, pair.xyz_to_cam)
     rows = []
     for algorithm in settings.demosaics:
         candidates = classical_candidates(
-            pair.lq_cfa, pair.cfa_pattern, pair.wb_gains, pair.xyz_to_cam, algorithm, settings.denoisers
+            pair.lq_cfa, pair.cfa_pattern, pair.wb_gains, pair.xyz_to_cam, algorithm, denoisers
         )
         for (denoiser, value), rendered in candidates.items():
             base = {"dataset": "-", "image": "-", "level": "-", "pattern": pair.cfa_pattern}
