@@ -199,6 +199,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         images=args.images,
         crop=args.crop,
         denoisers=tuple(args.denoisers),
+        bm3d_demosaics=tuple(args.bm3d_after) if args.bm3d_after else None,
         seed=args.seed,
         workers=max(1, args.workers),
         darktable=args.darktable,
@@ -369,6 +370,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=["nlm", "bm3d"],
         choices=["nlm", "bm3d"],
         help="denoisers after LibRaw's demosaic, each tuned per level (BM3D: ~4 s per 256 px crop)",
+    )
+    evaluation.add_argument(
+        "--bm3d-after",
+        nargs="+",
+        choices=["ahd", "aahd", "dht"],
+        metavar="DEMOSAIC",
+        help="run BM3D after these LibRaw demosaics only (default: after each)",
     )
     evaluation.add_argument(
         "--workers",

@@ -122,6 +122,22 @@ def test_eval_reuses_classical_rows_and_ablates_adapters(tiny_model_dir, tmp_pat
     # The untrained test model's adapters are perturbed: switching them off changes its output.
     by_method = {(r["method"], r["level"]): r["psnr"] for r in rows_b}
     assert by_method[("tiny s=1", "high")] != by_method[("tiny (adapters off) s=1", "high")]
+    # BM3D after DHT only: the other chains' BM3D rows are neither computed nor reused.
+    third = run(
+        tmp_path / "d",
+        "--levels",
+        "none",
+        "high",
+        "--classical-from",
+        str(tmp_path / "b" / "results.json"),
+        "--bm3d-after",
+        "dht",
+        *darktable,
+    )
+    assert third.returncode == 0, third.stderr
+    rows_d = json.loads((tmp_path / "d" / "results.json").read_text())["rows"]
+    assert {r["method"] for r in rows_d if "+bm3d" in r["method"]} == {"dht+bm3d"}
+    assert classical(rows_d) == classical(rows_a)
     # Other pairs than the earlier run's: refused in one line, nothing reused by mistake.
     other = run(tmp_path / "c", "--levels", "none", "--classical-from", str(earlier))
     assert other.returncode != 0

@@ -45,6 +45,7 @@ class EvalSettings:
     crop: int | None = None  # centre crop, for quick runs
     demosaics: tuple[str, ...] = ("ahd", "aahd", "dht")
     denoisers: tuple[str, ...] = ("nlm", "bm3d")
+    bm3d_demosaics: tuple[str, ...] | None = None  # demosaics BM3D follows (None: all; it is slow)
     seed: int = 0
     darktable: bool = False  # darktable-cli's demosaic + profiled denoise (rddm.evaluate.darktable)
     workers: int = 1  # processes for the classical chains (they do not change the rows)
@@ -121,13 +122,23 @@ def load_classical(path: str | Path, settings: EvalSettings) -> dict:
     if differ:
         raise ValueError(f"{path}: made with other settings ({', '.join(differ)}); run without it")
     cache = defaultdict(list)
+    wanted = set(classical_chains(settings))
     for row in earlier.get("rows", []):
         if "denoise" not in row:
             continue
-        darktable = row["method"].startswith("darktable")
-        if darktable or row["method"].split("+")[1] in settings.denoisers:
+        if row["method"].startswith("darktable") or tuple(row["method"].split("+")) in wanted:
             cache[(row["dataset"], row["image"], row["level"], row["pattern"])].append(row)
     return dict(cache)
+
+
+def classical_chains(settings: EvalSettings) -> list[tuple[str, str]]:
+    """The (demosaic, denoiser) chains ``settings`` asks for."""
+    return [
+        (algorithm, denoiser)
+        for algorithm in settings.demosaics
+        for denoiser in settings.denoisers
+        if denoiser != "bm3d" or settings.bm3d_demosaics is None or algorithm in settings.bm3d_demosaics
+    ]
 
 
 def _as_list(value):
@@ -148,7 +159,7 @@ def evaluate(
     ]
     tasks = [(s, lv, p) for s in sources for lv in settings.levels for p in settings.patterns]
     pending: dict = defaultdict(dict)  # level -> pairs for darktable, rendered per level at the end
-    chains = []  # classical chains to run: (base, image, level, pattern, keys, denoisers)
+    chains = []  # classical chains to run: (base, image, level, pattern, keys, [(demosaic, denoiser)])
     for (dataset, path), level, pattern in progress(tasks) if progress else tasks:
         image = _centre_crop(read_srgb(path), settings.crop)
         keys = (sources.index((dataset, path)), settings.levels.index(level), CFA_PATTERNS.index(pattern))
@@ -167,8 +178,8 @@ def evaluate(
         cached = (classical or {}).get(key, [])
         libraw = [r for r in cached if not r["method"].startswith("darktable")]
         rows += libraw
-        have = {r["method"].split("+")[1] for r in libraw}
-        missing = tuple(d for d in settings.denoisers if d not in have)
+        have = {tuple(r["method"].split("+")) for r in libraw}
+        missing = [chain for chain in classical_chains(settings) if chain not in have]
         if missing:
             chains.append((base, image, level, pattern, keys, missing))
         darktable = [r for r in cached if r["method"].startswith("darktable")]
@@ -207,9 +218,9 @@ def _one_thread() -> None:
 
 
 def _chain_rows(job) -> list[dict]:
-    base, image, level, pattern, keys, denoisers, settings = job
+    base, image, level, pattern, keys, chains, settings = job
     pair = _pair(image, level, pattern, settings.seed, keys)
-    return [{**row, **base} for row in _classical_rows(pair, settings, denoisers)]
+    return [{**row, **base} for row in _classical_rows(pair, chains)]
 
 
 def _darktable_rows(level: str, tasks: dict, settings: EvalSettings) -> list[dict]:
@@ -386,9 +397,11 @@ def crop_mosaic(models: dict, settings: EvalSettings, out: Path, size: int = 96)
         ends = pipeline.restore_ends(raw, tile_size=256, tile_overlap=32)
         for strength in settings.strengths:
             panels[f"{label} s={strength:g}"] = render_srgb(ends.blend(strength), pair.xyz_to_cam)
+    chains = classical_chains(settings)
     for algorithm in settings.demosaics:  # each chain at its best denoiser and strength on this pair
+        denoisers = tuple(d for a, d in chains if a == algorithm)
         candidates = classical_candidates(
-            pair.lq_cfa, pattern, pair.wb_gains, pair.xyz_to_cam, algorithm, settings.denoisers
+            pair.lq_cfa, pattern, pair.wb_gains, pair.xyz_to_cam, algorithm, denoisers
         )
         (denoiser, _), best = max(candidates.items(), key=lambda item: psnr(item[1], panels["target"]))
         panels[f"{algorithm}+{denoiser}"] = best
@@ -422,16 +435,18 @@ def _best_darktable_render(pair, level: str, reference: np.ndarray) -> np.ndarra
         noise = None if iso is None else reference_noise(iso)
         for _, _, rendered in render_level({"m": pair}, noise, find_darktable_cli(), Path(folder)):
             encoded = matched_srgb(rendered, pair)
-            psnr = scores(encoded, reference)["psnr"]
-            if psnr > best_psnr:
-                best, best_psnr = encoded, psnr
+            value = psnr(encoded, reference)
+            if value > best_psnr:
+                best, best_psnr = encoded, value
     return best
 
 
-def _classical_rows(pair, settings: EvalSettings, denoisers: tuple[str, ...]) -> list[dict]:
+def _classical_rows(pair, chains: list[tuple[str, str]]) -> list[dict]:
+    """Every strength of each (demosaic, denoiser) chain on ``pair``."""
     reference = render_srgb(pair.hq, pair.xyz_to_cam)
     rows = []
-    for algorithm in settings.demosaics:
+    for algorithm in dict.fromkeys(a for a, _ in chains):
+        denoisers = tuple(d for a, d in chains if a == algorithm)
         candidates = classical_candidates(
             pair.lq_cfa, pair.cfa_pattern, pair.wb_gains, pair.xyz_to_cam, algorithm, denoisers
         )
