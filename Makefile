@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.rddm-installed
 SHARED ?= ../shared/data
 DEMO_OUT ?= out/demo
 
-.PHONY: all demo test lint format system-deps sample bench bench-engine bench-gpu tile-error eval eval-subset preview-figure before-after clean
+.PHONY: all demo test lint format system-deps sample bench bench-engine bench-gpu tile-error eval eval-subset ablation-adapters preview-figure before-after clean
 
 all: test
 
@@ -79,6 +79,12 @@ bench-gpu: $(STAMP)
 	PYTHONPATH=engine $(BIN)/python scripts/gpu_check.py --out out/gpu \
 	  --raw $(SHARED)/raw/plain/isp_mushfiqulalam_nikon/DSC_1339_768x512_rggb.dng \
 	  --photo $(SHARED)/srgb-bench/kodak24/kodim05.png --data $(SHARED)/train-srgb
+
+# CMB-LoRA against a shared model, both trained 1000 more steps from the shipped weights (~45 min
+# on 2 cores; the classical rows come from eval-subset's results).
+ablation-adapters: $(STAMP)
+	$(BIN)/python scripts/ablation_adapters.py --out runs/ablation-adapters \
+	  $(if $(wildcard out/eval-subset/results.json),--classical-from out/eval-subset/results.json,)
 
 # The full sets (hours on a 2-core CPU); eval-subset is the README's table (4 images of each set,
 # 256 px crops, BM3D after DHT only: ~4 s per crop and strength). Both run darktable-cli's chain
