@@ -13,7 +13,7 @@ then scores both with ``rddm eval`` on the README's subset (classical rows reuse
 ``results.json`` when given). The shared model gets the same steps to adapt to running without
 adapters; if the adapters still win, they win.
 
-    python scripts/ablation_adapters.py --out runs/ablation [--steps 1000] [--classical-from JSON]
+    python scripts/ablation_adapters.py --out runs/ablation [--steps 500] [--classical-from JSON]
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def config_for(name: str, start: Path, parts: list[str], steps: int, learning_ra
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("runs/ablation-adapters"))
-    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--learning-rate", type=float, default=2e-4)
     parser.add_argument("--classical-from", help="results.json with the subset's classical rows")
     args = parser.parse_args()
