@@ -87,7 +87,7 @@ ablation-adapters: $(STAMP)
 	  $(if $(wildcard out/eval-subset/results.json),--classical-from out/eval-subset/results.json,)
 
 # The full sets (hours on a 2-core CPU); eval-subset is the README's table (4 images of each set,
-# 256 px crops, BM3D after DHT only: ~4 s per crop and strength). Both run darktable-cli's chain
+# 256 px crops, BM3D after DHT only: ~15 s of CPU per crop and sigma). Both run darktable-cli's chain
 # when darktable is installed.
 DARKTABLE_FLAG = $(if $(shell command -v darktable-cli),--darktable,)
 eval: $(STAMP)

@@ -369,7 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=["nlm", "bm3d"],
         choices=["nlm", "bm3d"],
-        help="denoisers after LibRaw's demosaic, each tuned per level (BM3D: ~4 s per 256 px crop)",
+        help="denoisers after LibRaw's demosaic, each tuned per level (BM3D: ~15 s per 256 px crop, sigma)",
     )
     evaluation.add_argument(
         "--bm3d-after",

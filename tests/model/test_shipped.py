@@ -54,13 +54,15 @@ def test_tiles_match_the_whole_image(shipped):
 # The model issue's bound. Measured on the shipped weights (DSC_1339, strength 0.5), tiles of 128
 # packed pixels overlapping by 64 differed from the whole image by up to 1.9e-3 with a plain
 # feathering ramp; since the outer quarter of each overlap gets no weight
-# (rddm.model.tiling.guard_band), by 1.6e-4 (256/32, the CLI's default: 6.6e-4).
+# (rddm.model.tiling.guard_band), by 1.6e-4 (step-3800 weights) and 2.1e-4 (step 8000; 256/32, the
+# CLI's default: 7.3e-4). `make tile-error` gives these figures.
 TILE_TOLERANCE = 1e-3
 
 
 def test_restores_far_better_than_its_bilinear_start(shipped):
     """Trained, not a pass-through: on a benchmark crop (never trained on) at ISO 3200 noise, it
-    beats the bilinear demosaic it starts from by a wide margin (4.1 dB with the step-3800 weights)."""
+    beats the bilinear demosaic it starts from by a wide margin (4.1 dB with the step-3800 weights,
+    5.2 dB with step 8000)."""
     import torch
 
     from rddm.color import render_srgb
@@ -81,4 +83,4 @@ def test_restores_far_better_than_its_bilinear_start(shipped):
     def psnr(rgb):
         return 10 * np.log10(1 / np.mean((render_srgb(rgb, pair.xyz_to_cam)[8:-8, 8:-8] - reference) ** 2))
 
-    assert psnr(shipped(raw, 1.0)) > psnr(bilinear) + 2.5
+    assert psnr(shipped(raw, 1.0)) > psnr(bilinear) + 3.5

@@ -21,7 +21,7 @@ DEMOSAICS = {
 NLM_STRENGTHS = (0, 3, 6, 10, 15)
 # BM3D's best sigma on DHT's rendering of kodim06 and McMaster 14 (256 px crops, images outside the
 # README's subset) was 0.02-0.04 at ISO 800, 0.03-0.04 at 3200 and 0.04-0.06 at 12800; each value
-# costs ~4 s per 256 px crop on this CPU, so the grid is these three.
+# costs 5-15 s per 256 px crop on this CPU, so the grid is these three.
 BM3D_SIGMAS = (0, 0.02, 0.04, 0.06)
 
 

@@ -360,18 +360,27 @@ def _plot(summary: dict, methods: list[str], settings: EvalSettings, path: Path)
     import matplotlib.pyplot as plt
 
     datasets = list(dict.fromkeys(key[0] for key in summary))
-    figure, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4), squeeze=False)
+    figure, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets) + 3, 4), squeeze=False)
+    colours = plt.get_cmap("tab20").colors  # one colour per method (tab10 repeats after ten)
     for axis, dataset in zip(axes[0], datasets, strict=True):
-        for method in methods:
+        for index, method in enumerate(methods):
             values = [
                 summary.get((dataset, level, method), {}).get("psnr", np.nan) for level in settings.levels
             ]
-            axis.plot(settings.levels, values, marker="o", label=method)
+            classical = " s=" not in method  # classical chains dashed, models (at a strength) solid
+            axis.plot(
+                settings.levels,
+                values,
+                marker="s" if classical else "o",
+                linestyle="--" if classical else "-",
+                color=colours[(2 * index if index < 10 else 2 * (index - 10) + 1) % 20],
+                label=method,
+            )
         axis.set_title(dataset)
         axis.set_xlabel("noise level")
         axis.set_ylabel("PSNR (dB, sRGB)")
         axis.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7)
+    axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
