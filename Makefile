@@ -80,7 +80,7 @@ bench-gpu: $(STAMP)
 	  --raw $(SHARED)/raw/plain/isp_mushfiqulalam_nikon/DSC_1339_768x512_rggb.dng \
 	  --photo $(SHARED)/srgb-bench/kodak24/kodim05.png --data $(SHARED)/train-srgb
 
-# CMB-LoRA against a shared model, both trained 500 more steps from the shipped weights (~25 min
+# CMB-LoRA against a shared model, both trained 500 more steps from the shipped weights (~20 min
 # on 2 cores; the classical rows come from eval-subset's results).
 ablation-adapters: $(STAMP)
 	$(BIN)/python scripts/ablation_adapters.py --out runs/ablation-adapters \
