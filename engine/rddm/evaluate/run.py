@@ -409,6 +409,8 @@ def crop_mosaic(models: dict, settings: EvalSettings, out: Path, size: int = 96)
     chains = classical_chains(settings)
     for algorithm in settings.demosaics:  # each chain at its best denoiser and strength on this pair
         denoisers = tuple(d for a, d in chains if a == algorithm)
+        if not denoisers:  # e.g. --denoisers bm3d --bm3d-after dht: no chain after this demosaic
+            continue
         candidates = classical_candidates(
             pair.lq_cfa, pattern, pair.wb_gains, pair.xyz_to_cam, algorithm, denoisers
         )
