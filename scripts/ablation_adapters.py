@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -68,15 +67,17 @@ def main() -> int:
         "with-adapters": (MODELS_DIR / DEFAULT_MODEL, ["rvae_encoder", "rvae_decoder", "unet", "adapters"]),
         "shared": (shared_start(args.out / "shared-start"), ["rvae_encoder", "rvae_decoder", "unet"]),
     }
-    processes = {}
+    processes, logs = {}, []
     for name, (start, parts) in runs.items():
         config_path = args.out / f"{name}.yaml"
         config = config_for(name, start, parts, args.steps, args.learning_rate)
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-        log = (args.out / f"{name}.out").open("w")
+        logs.append((args.out / f"{name}.out").open("w"))
         command = [rddm, "train", "--config", str(config_path), "--out", str(args.out / name), "--quiet"]
-        processes[name] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        processes[name] = subprocess.Popen(command, stdout=logs[-1], stderr=subprocess.STDOUT)
     failed = [name for name, process in processes.items() if process.wait() != 0]
+    for log in logs:
+        log.close()
     if failed:
         print(f"error: training {', '.join(failed)} failed (see {args.out}/<name>.out)", file=sys.stderr)
         return 1
@@ -98,7 +99,7 @@ def main() -> int:
         command.append("--darktable")
     if args.classical_from:
         command += ["--classical-from", args.classical_from]
-    result = subprocess.run(command, env={**os.environ})
+    result = subprocess.run(command)
     print(f"report: {args.out / 'eval' / 'report.md'}")
     return result.returncode
 
