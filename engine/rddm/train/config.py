@@ -42,6 +42,9 @@ class TrainConfig:
     exposure_range: tuple[float, float] = (0.5, 1.1)
     defocus_probability: float = 0.05
     downsample_probability: float = 0.05
+    # Share of crops whose chroma is scaled by a factor drawn from saturation_range (data.saturate).
+    saturation_probability: float = 0.0
+    saturation_range: tuple[float, float] = (1.0, 1.6)
     skip_dropout: float = 0.0  # share of samples trained without the RVAE skip (see loop.RDDMTrainer)
     loss: dict = dataclasses.field(
         default_factory=lambda: {"linear_l1": 1.0, "srgb_l1": 1.0, "gradient_l1": 0.5}

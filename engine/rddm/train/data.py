@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import torch
 
-from rddm.color import camera_to_srgb_matrix
+from rddm.color import camera_to_srgb_matrix, srgb_decode, srgb_encode
 from rddm.raw.cfa import CFA_PATTERNS, balance_planes, pack
 from rddm.synth import SynthConfig, synthesize_pair
 from rddm.synth.dataset import list_images, random_crop, read_srgb
@@ -33,6 +33,21 @@ def _augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if rng.uniform() < 0.5:
         image = image[:, ::-1]
     return np.ascontiguousarray(np.rot90(image, rng.integers(4)))
+
+
+# Rec. 709 / sRGB luminance weights of linear RGB.
+_LUMINANCE = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
+
+
+def saturate(image: np.ndarray, factor: float) -> np.ndarray:
+    """Scale an sRGB image's chroma by ``factor`` in linear light, keeping each pixel's luminance:
+    ``y + factor * (rgb - y)``, clipped to [0, 1]. Natural photo sets have few of the saturated
+    colours (flowers, signs, stage light) whose weakest channel sits near zero, where the sRGB
+    curve magnifies every linear error; McMaster18 is made of such colours."""
+    linear = srgb_decode(image)
+    luminance = linear @ _LUMINANCE
+    out = luminance[..., None] + factor * (linear - luminance[..., None])
+    return srgb_encode(np.clip(out, 0.0, 1.0)).astype(np.float32)
 
 
 def _tensors(pair) -> dict:
@@ -63,11 +78,14 @@ class PairBatches:
         base: SynthConfig,
         seed: int,
         skip_dropout: float = 0.0,
+        saturation_probability: float = 0.0,
+        saturation_range: tuple[float, float] = (1.0, 1.0),
     ):
         self.images = [im for im in images if min(im.shape[:2]) >= crop]
         if not self.images:
             raise ValueError(f"no training image is at least {crop} pixels on its short side")
         self.crop, self.batch_size, self.seed, self.skip_dropout = crop, batch_size, seed, skip_dropout
+        self.saturation_probability, self.saturation_range = saturation_probability, saturation_range
         self.kinds = list(noise_mix)
         weights = np.asarray([noise_mix[k] for k in self.kinds], dtype=np.float64)
         self.weights = weights / weights.sum()
@@ -81,6 +99,9 @@ class PairBatches:
             image = self.images[rng.integers(len(self.images))]
             kind = self.kinds[rng.choice(len(self.kinds), p=self.weights)]
             patch = _augment(random_crop(image, self.crop, rng), rng)
+            # Drawn only when enabled, so configs without it keep their batches.
+            if self.saturation_probability > 0 and rng.uniform() < self.saturation_probability:
+                patch = saturate(patch, float(rng.uniform(*self.saturation_range)))
             samples.append(_tensors(synthesize_pair(patch, self.configs[kind], rng, cfa_pattern=pattern)))
         batch = _stack(samples, pattern)
         batch["skip_keep"] = torch.from_numpy(

@@ -245,6 +245,8 @@ def train(
         base,
         config.seed,
         skip_dropout=config.skip_dropout,
+        saturation_probability=config.saturation_probability,
+        saturation_range=tuple(config.saturation_range),
     )
     validation = validation_batches(images[-held_out:], 256, config.validation_iso) if held_out else []
     run = _Run(config, out, accelerator)
