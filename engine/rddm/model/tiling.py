@@ -30,23 +30,36 @@ class Tile:
         return self.left + self.width
 
 
-def _starts(length: int, size: int, stride: int) -> list[int]:
+def _spans(length: int, size: int, overlap: int, multiple: int) -> list[tuple[int, int]]:
+    """(start, size) of the tiles along one axis: as few tiles of at most ``size`` as cover
+    ``length`` with ``overlap``, shrunk to the smallest multiple of ``multiple`` that still does,
+    and spread evenly (every overlap at least ``overlap``; the last tile ends at ``length``)."""
     if length <= size:
-        return [0]
-    starts = list(range(0, length - size, stride))
-    return [*starts, length - size]
+        return [(0, length)]
+    count = -(-(length - overlap) // (size - overlap))
+    fitted = -(-(length + (count - 1) * overlap) // (count * multiple)) * multiple
+    stride = -(-(length - fitted) // ((count - 1) * multiple)) * multiple
+    starts = sorted({min(index * stride, length - fitted) for index in range(count)})
+    return [(start, fitted) for start in starts]
 
 
-def tile_grid(height: int, width: int, size: int, overlap: int) -> list[Tile]:
-    """Tiles of ``size`` x ``size`` covering a ``height`` x ``width`` packed image, overlapping by at
-    least ``overlap``; the last row and column are aligned to the image's far edges."""
+def tile_grid(height: int, width: int, size: int, overlap: int, multiple: int = 1) -> list[Tile]:
+    """Tiles of at most ``size`` x ``size`` covering a ``height`` x ``width`` packed image,
+    overlapping by at least ``overlap``; sizes are multiples of ``multiple`` when the image's are.
+
+    Each axis gets the fewest tiles that can cover it, shrunk to fit (see :func:`_spans`): a 24 MP
+    image (3000 x 2000 packed) in tiles of 256 overlapping by 32 runs 14 x 9 tiles of 244 x 252,
+    6% fewer pixels through the model than 256 x 256 tiles with the last row and column pushed
+    back to the edges.
+    """
     if not 0 <= overlap < size:
         raise ValueError(f"tile overlap {overlap} must be in [0, tile size {size})")
-    stride = size - overlap
+    if size % multiple or overlap % multiple:
+        raise ValueError(f"tile size {size} and overlap {overlap} must be multiples of {multiple}")
     return [
-        Tile(top, left, min(size, height), min(size, width))
-        for top in _starts(height, size, stride)
-        for left in _starts(width, size, stride)
+        Tile(top, left, tile_height, tile_width)
+        for top, tile_height in _spans(height, size, overlap, multiple)
+        for left, tile_width in _spans(width, size, overlap, multiple)
     ]
 
 
