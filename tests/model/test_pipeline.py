@@ -185,3 +185,26 @@ def test_another_callers_adapter_between_tiles_changes_nothing(tiny_pipeline):
 
     interleaved = tiny_pipeline(raw, 0.5, tile_size=32, tile_overlap=8, progress=another_caller)
     np.testing.assert_array_equal(interleaved, alone)
+
+
+def test_decode_reach_is_bounded_without_attention_and_unbounded_with_it():
+    """A region restore trims each tile's decode to the decoder's reach; a decoder with attention
+    reads its whole input, so nothing is trimmed for it."""
+    from rddm.model.registry import build_pipeline
+    from tests.conftest import TINY
+
+    torch.manual_seed(0)
+    prompt = torch.randn(1, TINY["prompt_tokens"], TINY["prompt_dim"])
+    local = build_pipeline(TINY["rvae"], TINY["unet"], null_prompt=prompt, patterns=CFA_PATTERNS)
+    assert local.decode_reach("RGGB") == 55  # conv_in + mid block + up blocks, probed
+    attention = build_pipeline(
+        {**TINY["rvae"], "mid_block_add_attention": True, "norm_free": False, "pixel_norm": False},
+        TINY["unet"],
+        null_prompt=prompt,
+        patterns=CFA_PATTERNS,
+    )
+    assert attention.decode_reach("RGGB") is None
+    raw = random_raw(200, 240)
+    whole = attention(raw, 0.5, tile_size=64, tile_overlap=16)
+    region = attention(raw, 0.5, roi=(70, 50, 60, 40), tile_size=64, tile_overlap=16)
+    np.testing.assert_allclose(region, whole[50:90, 70:130], rtol=0, atol=1e-6)

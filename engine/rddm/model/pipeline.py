@@ -97,6 +97,7 @@ class RDDMPipeline:
         self._active_adapter: str | None = None
         self._workers: TileWorkers | None = None
         self._workers_lock = threading.Lock()
+        self._decode_reach: tuple[int | None] | None = None
         self.info = dict(info or {})
         self.device = torch.device("cpu")
         self.dtype = torch.float32
@@ -165,18 +166,86 @@ class RDDMPipeline:
 
     # -- the model on one tile
     @torch.no_grad()
-    def _run_tile(self, planes: torch.Tensor, pattern: str, need_fidelity: bool, need_restored: bool):
+    def _run_tile(
+        self,
+        planes: torch.Tensor,
+        pattern: str,
+        need_fidelity: bool,
+        need_restored: bool,
+        window: tuple[int, int, int, int] | None = None,
+    ):
+        """Both ends of one tile; with ``window = (top, left, bottom, right)`` (packed pixels of
+        the tile, multiples of :attr:`tile_multiple`) only that part is decoded."""
         latent, skip = self.rvae.encode(planes)
-        fidelity = self.rvae.decode(latent, skip, planes, pattern) if need_fidelity else None
-        restored = None
+        z_hq = None
         if need_restored:
             alpha = self.scheduler.alphas_cumprod[self.timestep].to(latent.device, latent.dtype)
             prompt = self.null_prompt.expand(latent.shape[0], -1, -1)
             eps = self.unet(latent, self.timestep, encoder_hidden_states=prompt).sample
-            restored = self.rvae.decode(
-                (latent - (1 - alpha).sqrt() * eps) / alpha.sqrt(), skip, planes, pattern
-            )
+            z_hq = (latent - (1 - alpha).sqrt() * eps) / alpha.sqrt()
+        if window is not None:
+            top, left, bottom, right = window
+            step = self.tile_multiple
+            rows, cols = slice(top, bottom), slice(left, right)
+            latents = slice(top // step, bottom // step), slice(left // step, right // step)
+            planes = planes[..., rows, cols]
+            skip = skip[..., rows, cols] if skip is not None else None
+            latent = latent[(..., *latents)]
+            z_hq = z_hq[(..., *latents)] if z_hq is not None else None
+        fidelity = self.rvae.decode(latent, skip, planes, pattern) if need_fidelity else None
+        restored = self.rvae.decode(z_hq, skip, planes, pattern) if need_restored else None
         return fidelity, restored
+
+    @torch.no_grad()
+    def decode_reach(self, pattern: str = "RGGB") -> int | None:
+        """How far (packed pixels) the decoder reads around an output pixel: a change of the
+        latent, the skip features or the planes at one place changes no output farther away.
+        Found once by probing the decoder (so it holds for any architecture); None when the
+        probe saw no bound (a decoder with attention reads the whole tile).
+
+        A region restore decodes only the part of each tile within this reach of the region:
+        the outputs there are the whole tile's, so a preview still equals the full restore."""
+        if self._decode_reach is None:
+            step = self.tile_multiple
+            size = 33 * step  # packed pixels; the probe point in the middle
+            generator = torch.Generator().manual_seed(0)
+            planes = torch.rand(1, 4, size, size, generator=generator).to(self.device, self.dtype)
+            latent, skip = self.rvae.encode(planes)
+            base = self.rvae.decode(latent, skip, planes, pattern)
+            middle = size // 2 // step * step
+            reach = 0
+            for part in ("latent", "skip", "planes"):
+                probe = {"latent": latent.clone(), "skip": skip, "planes": planes.clone()}
+                if part == "skip" and skip is None:
+                    continue
+                if part == "skip":
+                    probe["skip"] = skip.clone()
+                at = middle // step if part == "latent" else middle
+                probe[part][..., at, at] += 0.25
+                changed = self.rvae.decode(probe["latent"], probe["skip"], probe["planes"], pattern) != base
+                rows = torch.nonzero(changed.any(dim=1)[0].any(dim=1)).flatten()
+                cols = torch.nonzero(changed.any(dim=1)[0].any(dim=0)).flatten()
+                if len(rows) == 0:
+                    continue
+                if (
+                    rows.min() == 0
+                    or cols.min() == 0
+                    or rows.max() == 2 * size - 1
+                    or cols.max() == 2 * size - 1
+                ):
+                    self._decode_reach = (None,)
+                    break
+                centre = 2 * middle + (step if part == "latent" else 1)
+                far = max(
+                    centre - int(rows.min()),
+                    int(rows.max()) - centre,
+                    centre - int(cols.min()),
+                    int(cols.max()) - centre,
+                )
+                reach = max(reach, (far + 1) // 2 + 1)
+            else:
+                self._decode_reach = (reach,)
+        return self._decode_reach[0]
 
     def _packed_size(self, cfa: np.ndarray) -> tuple[int, int]:
         """Rows and columns of the packed planes padded to the tile multiple."""
@@ -255,6 +324,7 @@ class RDDMPipeline:
             pattern,
             tiles,
             area,
+            (top, left, bottom, right),
             (padded_height, padded_width),
             tile_overlap,
             mix,
@@ -264,11 +334,58 @@ class RDDMPipeline:
         )
         return self._crop_to_roi(sums, area, raw, (drop_rows, drop_cols), (x, y, roi_width, roi_height))
 
+    def _windows(self, tiles: list[Tile], region, padded_size, overlap, pattern, lock) -> list:
+        """Per tile, the part to decode for the packed ``region`` (None: all of it), or False for a
+        tile whose blending weight is zero all over the region (it need not run at all)."""
+        top, left, bottom, right = region
+        if (top, left) == (0, 0) and (bottom, right) == tuple(padded_size):
+            return [None] * len(tiles)
+        with lock:  # the probe runs the decoder (once per pipeline)
+            self.activate_adapter(pattern)
+            reach = self.decode_reach(pattern)
+        step = self.tile_multiple
+        windows = []
+        for tile in tiles:
+            weight = feather(tile, *padded_size, overlap)
+            inside = weight[
+                2 * max(0, top - tile.top) : 2 * (min(bottom, tile.bottom) - tile.top),
+                2 * max(0, left - tile.left) : 2 * (min(right, tile.right) - tile.left),
+            ]
+            if inside.numel() == 0 or float(inside.max()) == 0.0:
+                windows.append(False)
+                continue
+            if reach is None:
+                windows.append(None)
+                continue
+            window = (
+                max(0, top - reach - tile.top) // step * step,
+                max(0, left - reach - tile.left) // step * step,
+                min(tile.height, -(-(bottom + reach - tile.top) // step) * step),
+                min(tile.width, -(-(right + reach - tile.left) // step) * step),
+            )
+            full = window == (0, 0, tile.height, tile.width)
+            windows.append(None if full else window)
+        return windows
+
     def _blend_tiles(
-        self, planes, pattern, tiles: list[Tile], area, padded_size, overlap, mix, progress, cancel, lock
+        self,
+        planes,
+        pattern,
+        tiles: list[Tile],
+        area,
+        region,
+        padded_size,
+        overlap,
+        mix,
+        progress,
+        cancel,
+        lock,
     ):
         """Feather-blend the tiles' outputs over the packed ``area``, whose ``planes`` are given, of
-        an image of ``padded_size`` packed pixels."""
+        an image of ``padded_size`` packed pixels; only the packed ``region`` of it is exact (a
+        region restore decodes the tiles' parts near it, see :meth:`decode_reach`)."""
+        windows = self._windows(tiles, region, padded_size, overlap, pattern, lock)
+        jobs = [(tile, window) for tile, window in zip(tiles, windows, strict=True) if window is not False]
         area_top, area_left, area_bottom, area_right = area
         shape = (3, 2 * (area_bottom - area_top), 2 * (area_right - area_left))
         need = (True, True) if mix is None else (mix < 1.0, mix > 0.0)
@@ -276,38 +393,41 @@ class RDDMPipeline:
         weights = torch.zeros(shape[1:])
         workers = self._tile_workers()
         wave = workers.count if workers is not None else 1
-        for start in range(0, len(tiles), wave):
+        for start in range(0, len(jobs), wave):
             if cancel is not None and cancel.is_set():
                 raise Cancelled("restore cancelled")
-            batch = tiles[start : start + wave]
+            batch = jobs[start : start + wave]
             crops = []
-            for tile in batch:
+            for tile, window in batch:
                 top, left = tile.top - area_top, tile.left - area_left
                 crop = planes[None, :, top : top + tile.height, left : left + tile.width]
-                crops.append(crop.to(self.device, self.dtype))
+                crops.append((crop.to(self.device, self.dtype), window))
             with lock:  # another caller may have switched the adapter between our tiles
                 self.activate_adapter(pattern)
                 if workers is None:
-                    results = [self._run_tile(crops[0], pattern, *need)]
+                    results = [self._run_tile(crops[0][0], pattern, *need, crops[0][1])]
                 else:
-                    results = workers.map(lambda crop: self._run_tile(crop, pattern, *need), crops)
-            for index, (tile, (fidelity, restored)) in enumerate(zip(batch, results, strict=True), start):
+                    results = workers.map(lambda job: self._run_tile(job[0], pattern, *need, job[1]), crops)
+            for index, ((tile, window), (fidelity, restored)) in enumerate(
+                zip(batch, results, strict=True), start
+            ):
                 if mix is None:
                     outputs = [fidelity, restored]
                 elif fidelity is None or restored is None:
                     outputs = [fidelity if restored is None else restored]
                 else:
                     outputs = [(1.0 - mix) * fidelity + mix * restored]
-                weight = feather(tile, *padded_size, overlap)
-                rows = slice(2 * (tile.top - area_top), 2 * (tile.bottom - area_top))
-                cols = slice(2 * (tile.left - area_left), 2 * (tile.right - area_left))
+                top, left, bottom, right = window or (0, 0, tile.height, tile.width)
+                weight = feather(tile, *padded_size, overlap)[2 * top : 2 * bottom, 2 * left : 2 * right]
+                rows = slice(2 * (tile.top + top - area_top), 2 * (tile.top + bottom - area_top))
+                cols = slice(2 * (tile.left + left - area_left), 2 * (tile.left + right - area_left))
                 for total, output in zip(sums, outputs, strict=True):
                     total[:, rows, cols] += output[0].float().cpu() * weight
                 weights[rows, cols] += weight
                 if progress is not None:
-                    progress(index + 1, len(tiles))
-        for total in sums:
-            total /= weights
+                    progress(index + 1, len(jobs))
+        for total in sums:  # (outside the region some pixels may have no tile: 0 there, not NaN)
+            total /= weights.clamp_min(1e-12)
         return [total.permute(1, 2, 0).numpy() for total in sums]
 
     def _tile_workers(self) -> TileWorkers | None:
