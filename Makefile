@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.rddm-installed
 SHARED ?= ../shared/data
 DEMO_OUT ?= out/demo
 
-.PHONY: all demo test lint format system-deps sample bench bench-engine bench-gpu tile-error eval eval-subset ablation-adapters preview-figure before-after clean
+.PHONY: all demo test lint format system-deps sample bench bench-engine bench-gpu tile-error tile-timing eval eval-subset ablation-adapters preview-figure before-after clean
 
 all: test
 
@@ -72,6 +72,10 @@ bench-engine: $(STAMP)
 tile-error: $(STAMP)
 	$(BIN)/python scripts/tile_error.py $(SHARED)/raw/plain/isp_mushfiqulalam_nikon/DSC_1339_768x512_rggb.dng \
 	  $(SHARED)/srgb-bench/kodak24/kodim05.png
+
+# Per-stage tile times on one CPU thread; channels-last and trimmed region decodes against without.
+tile-timing: $(STAMP)
+	$(BIN)/python scripts/tile_timing.py --out out/tile-timing
 
 # On a machine with an NVIDIA GPU: CUDA against the CPU, rddm-tiny and SD 2.1-sized rddm-sd21
 # timings, and a short training run (scripts/gpu_check.py); results in out/gpu/results.json.

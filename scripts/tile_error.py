@@ -33,10 +33,10 @@ def tiled_against_whole(pipeline, raw, name: str) -> None:
         print(f"{name}: tiles {size}/{overlap}: max {error.max():.2e}, mean {error.mean():.2e}")
 
 
-def _blend(run, height: int, width: int, size: int, overlap: int, scale: int, channels: int):
+def _blend(run, height, width, size, overlap, scale: int, channels: int, multiple: int = 1):
     out = torch.zeros(1, channels, height * scale, width * scale)
     weights = torch.zeros(height * scale, width * scale)
-    for tile in tile_grid(height, width, size, overlap):
+    for tile in tile_grid(height, width, size, overlap, multiple):
         weight = feather(tile, height, width, overlap, scale=scale)
         rows = slice(tile.top * scale, tile.bottom * scale)
         cols = slice(tile.left * scale, tile.right * scale)
@@ -84,7 +84,7 @@ def stages(pipeline, raw, size: int = 128, overlap: int = 64) -> None:
     cases = {
         "encoder": pipeline.rvae.decode(restored(tiled_latent, unet(tiled_latent)), skip, planes, pattern),
         "UNet": pipeline.rvae.decode(restored(latent, tiled_eps), skip, planes, pattern),
-        "decoder": _blend(decode_tile, height, width, size, overlap, 2, 3),
+        "decoder": _blend(decode_tile, height, width, size, overlap, 2, 3, multiple=f),
     }
     for name, image in cases.items():
         error = (image - whole).abs()
