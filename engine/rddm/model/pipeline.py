@@ -211,40 +211,30 @@ class RDDMPipeline:
             generator = torch.Generator().manual_seed(0)
             planes = torch.rand(1, 4, size, size, generator=generator).to(self.device, self.dtype)
             latent, skip = self.rvae.encode(planes)
-            base = self.rvae.decode(latent, skip, planes, pattern)
+            inputs = {"latent": latent, "skip": skip, "planes": planes}
+            base = self.rvae.decode(**inputs, cfa_pattern=pattern)
             middle = size // 2 // step * step
             reach = 0
-            for part in ("latent", "skip", "planes"):
-                probe = {"latent": latent.clone(), "skip": skip, "planes": planes.clone()}
-                if part == "skip" and skip is None:
+            for part, tensor in inputs.items():
+                if tensor is None:
                     continue
-                if part == "skip":
-                    probe["skip"] = skip.clone()
                 at = middle // step if part == "latent" else middle
-                probe[part][..., at, at] += 0.25
-                changed = self.rvae.decode(probe["latent"], probe["skip"], probe["planes"], pattern) != base
-                rows = torch.nonzero(changed.any(dim=1)[0].any(dim=1)).flatten()
-                cols = torch.nonzero(changed.any(dim=1)[0].any(dim=0)).flatten()
+                nudged = tensor.clone()
+                nudged[..., at, at] += 0.25
+                changed = (self.rvae.decode(**{**inputs, part: nudged}, cfa_pattern=pattern) != base)[0]
+                rows = torch.nonzero(changed.any(dim=0).any(dim=1)).flatten()
+                cols = torch.nonzero(changed.any(dim=0).any(dim=0)).flatten()
                 if len(rows) == 0:
                     continue
-                if (
-                    rows.min() == 0
-                    or cols.min() == 0
-                    or rows.max() == 2 * size - 1
-                    or cols.max() == 2 * size - 1
-                ):
-                    self._decode_reach = (None,)
+                if min(rows.min(), cols.min()) == 0 or max(rows.max(), cols.max()) == 2 * size - 1:
+                    reach = None  # the change reached the probe's edges: no bound seen
                     break
-                centre = 2 * middle + (step if part == "latent" else 1)
-                far = max(
-                    centre - int(rows.min()),
-                    int(rows.max()) - centre,
-                    centre - int(cols.min()),
-                    int(cols.max()) - centre,
+                centre = 2 * middle + (step if part == "latent" else 1)  # full-resolution pixels
+                far = int(
+                    max(centre - rows.min(), rows.max() - centre, centre - cols.min(), cols.max() - centre)
                 )
                 reach = max(reach, (far + 1) // 2 + 1)
-            else:
-                self._decode_reach = (reach,)
+            self._decode_reach = (reach,)
         return self._decode_reach[0]
 
     def _packed_size(self, cfa: np.ndarray) -> tuple[int, int]:
