@@ -101,7 +101,7 @@ def regions(model: str, folder: Path, repeats: int) -> None:
         finally:
             pipeline._windows = trimmed
 
-    rois = [(1000 + 512 * index, 1200, 512, 512) for index in range(repeats + 1)]
+    rois = [(600 + 400 * (index % 7), 1200 + 8 * (index // 7), 512, 512) for index in range(repeats + 1)]
     a, b = restore(trimmed, rois[0]), restore(whole_tiles, rois[0])
     difference = max(np.abs(a.fidelity - b.fidelity).max(), np.abs(a.restored - b.restored).max())
     times = {"trimmed": [], "whole": []}
