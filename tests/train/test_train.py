@@ -12,7 +12,7 @@ from PIL import Image
 
 from rddm.model.registry import load_pipeline
 from rddm.synth import SynthConfig
-from rddm.train.config import Stage, TrainConfig, load_config
+from rddm.train.config import CONFIG_DIR, Stage, TrainConfig, load_config
 from rddm.train.data import PairBatches, load_sources
 from rddm.train.loop import RDDMTrainer, TrainingDiverged, starting_model, train, trainable_parameters
 from rddm.train.losses import restoration_loss
@@ -270,3 +270,43 @@ def test_saturation_augmentation_reaches_the_training_pairs(photos):
     )
     dark = [float((b.batch(3)["target"].amin(dim=1) < 0.01).float().mean()) for b in (plain, on)]
     assert dark[1] > 0.01 and dark[1] > 3 * dark[0]  # measured: 0 -> 0.018 on these stripes
+
+
+def test_compressed_saturation_stays_in_gamut_without_clipping():
+    """The soft form scales chroma towards the gamut edge: luminance kept everywhere, no channel
+    lands on exactly 0 or 1, more chroma than before (up to the factor), and colours already at the
+    edge are left as they are."""
+    from rddm.color import srgb_decode
+    from rddm.train.data import _LUMINANCE, saturate
+
+    rng = np.random.default_rng(1)
+    image = rng.uniform(0.05, 0.95, size=(32, 32, 3)).astype(np.float32)
+    image[0, 0] = 0.5
+    image[0, 1] = (1.0, 0.0, 0.0)  # on the gamut edge already
+    linear = srgb_decode(image)
+    for factor in (1.2, 2.0, 3.0):
+        out = saturate(image, factor, "compress")
+        scaled = srgb_decode(out)
+        np.testing.assert_allclose(scaled @ _LUMINANCE, linear @ _LUMINANCE, atol=2e-4)
+        interior = np.ones(image.shape[:2], bool)
+        interior[0, :2] = False
+        assert (scaled[interior] > 1e-6).all() and (scaled[interior] < 1 - 1e-6).all()
+        chroma = np.abs(linear - (linear @ _LUMINANCE)[..., None]).max(-1)
+        gained = np.abs(scaled - (scaled @ _LUMINANCE)[..., None]).max(-1)
+        assert (gained[interior] >= chroma[interior] * (1 - 1e-4)).all()
+        assert (gained[interior] <= chroma[interior] * factor * (1 + 1e-4)).all()
+        assert (gained[interior] > chroma[interior] * 1.05).mean() > 0.75  # 0.84 at 1.2
+        np.testing.assert_allclose(out[0, :2], image[0, :2], atol=1e-4)
+    np.testing.assert_allclose(saturate(image, 1.0, "compress"), image, atol=1e-4)
+    with pytest.raises(ValueError, match="clip or compress"):
+        saturate(image, 2.0, "soft")
+
+
+def test_a_config_with_an_unknown_saturation_mode_is_refused(tmp_path):
+    from rddm.errors import RddmError
+
+    config = tmp_path / "bad.yaml"
+    shipped = CONFIG_DIR / "rddm-tiny.yaml"
+    config.write_text(shipped.read_text(encoding="utf-8") + "\nsaturation_mode: soft\n", encoding="utf-8")
+    with pytest.raises(RddmError, match="bad.yaml: invalid training config .*saturation_mode"):
+        load_config(config)

@@ -45,6 +45,7 @@ class TrainConfig:
     # Share of crops whose chroma is scaled by a factor drawn from saturation_range (data.saturate).
     saturation_probability: float = 0.0
     saturation_range: tuple[float, float] = (1.0, 1.6)
+    saturation_mode: str = "clip"  # or "compress": towards the gamut edge without clipping
     skip_dropout: float = 0.0  # share of samples trained without the RVAE skip (see loop.RDDMTrainer)
     loss: dict = dataclasses.field(
         default_factory=lambda: {"linear_l1": 1.0, "srgb_l1": 1.0, "gradient_l1": 0.5}
@@ -64,6 +65,10 @@ class TrainConfig:
     # other sign (seen on a GPU: ~1e6; a healthy rddm-tiny stays under 10).
     max_activation: float = 1e4
 
+    def __post_init__(self) -> None:
+        if self.saturation_mode not in ("clip", "compress"):
+            raise ValueError(f"saturation_mode must be clip or compress, not {self.saturation_mode!r}")
+
     @property
     def total_steps(self) -> int:
         return sum(stage.steps for stage in self.stages)
@@ -80,5 +85,5 @@ def load_config(path: str | os.PathLike) -> TrainConfig:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         raw["stages"] = [Stage(**stage) for stage in raw["stages"]]
         return TrainConfig(**raw)
-    except (yaml.YAMLError, TypeError, KeyError) as error:
+    except (yaml.YAMLError, TypeError, KeyError, ValueError) as error:
         raise RddmError(f"{path}: invalid training config ({error})") from None

@@ -39,14 +39,36 @@ def _augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 _LUMINANCE = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
 
 
-def saturate(image: np.ndarray, factor: float) -> np.ndarray:
+def saturate(image: np.ndarray, factor: float, mode: str = "clip") -> np.ndarray:
     """Scale an sRGB image's chroma by ``factor`` in linear light, keeping each pixel's luminance:
-    ``y + factor * (rgb - y)``, clipped to [0, 1]. Natural photo sets have few of the saturated
-    colours (flowers, signs, stage light) whose weakest channel sits near zero, where the sRGB
-    curve magnifies every linear error; McMaster18 is made of such colours."""
+    ``y + k * (rgb - y)``. Natural photo sets have few of the saturated colours (flowers, signs,
+    stage light) whose weakest channel sits near zero, where the sRGB curve magnifies every linear
+    error; McMaster18 is made of such colours.
+
+    ``mode="clip"``: ``k = factor`` and the result is clipped to [0, 1], so every pixel pushed past
+    the gamut lands on a channel of exactly 0 or 1 (trained on, this taught a colour cast: see the
+    README). ``mode="compress"``: per pixel, ``k`` approaches the largest scale ``m`` that stays in
+    gamut, ``k - 1 = h a / (a + h)`` with ``h = m - 1`` and ``a = factor - 1`` (Reinhard-like), so
+    nothing is clipped: the room left towards the gamut edge shrinks by ``h / (a + h)``, a weak
+    channel nears 0 without reaching it and keeps its order among pixels, and colours already at
+    the edge stay as they are."""
+    if mode not in ("clip", "compress"):
+        raise ValueError(f"saturation mode must be clip or compress, not {mode!r}")
     linear = srgb_decode(image)
     luminance = linear @ _LUMINANCE
-    out = luminance[..., None] + factor * (linear - luminance[..., None])
+    chroma = linear - luminance[..., None]
+    if mode == "clip" or factor <= 1.0:
+        out = luminance[..., None] + factor * chroma
+        return srgb_encode(np.clip(out, 0.0, 1.0)).astype(np.float32)
+    # Largest in-gamut scale per pixel: each channel's room towards 0 (negative chroma) or 1.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        room = np.where(chroma < 0, luminance[..., None] / -chroma, (1.0 - luminance[..., None]) / chroma)
+    room = np.where(np.abs(chroma) > 1e-7, room, np.inf).min(axis=-1)
+    headroom = np.maximum(room - 1.0, 0.0)
+    gain = factor - 1.0
+    with np.errstate(invalid="ignore"):
+        k = np.where(np.isinf(headroom), factor, 1.0 + headroom * gain / (gain + headroom))
+    out = luminance[..., None] + k[..., None] * chroma
     return srgb_encode(np.clip(out, 0.0, 1.0)).astype(np.float32)
 
 
@@ -80,12 +102,14 @@ class PairBatches:
         skip_dropout: float = 0.0,
         saturation_probability: float = 0.0,
         saturation_range: tuple[float, float] = (1.0, 1.0),
+        saturation_mode: str = "clip",
     ):
         self.images = [im for im in images if min(im.shape[:2]) >= crop]
         if not self.images:
             raise ValueError(f"no training image is at least {crop} pixels on its short side")
         self.crop, self.batch_size, self.seed, self.skip_dropout = crop, batch_size, seed, skip_dropout
         self.saturation_probability, self.saturation_range = saturation_probability, saturation_range
+        self.saturation_mode = saturation_mode
         self.kinds = list(noise_mix)
         weights = np.asarray([noise_mix[k] for k in self.kinds], dtype=np.float64)
         self.weights = weights / weights.sum()
@@ -101,7 +125,7 @@ class PairBatches:
             patch = _augment(random_crop(image, self.crop, rng), rng)
             # Drawn only when enabled, so configs without it keep their batches.
             if self.saturation_probability > 0 and rng.uniform() < self.saturation_probability:
-                patch = saturate(patch, float(rng.uniform(*self.saturation_range)))
+                patch = saturate(patch, float(rng.uniform(*self.saturation_range)), self.saturation_mode)
             samples.append(_tensors(synthesize_pair(patch, self.configs[kind], rng, cfa_pattern=pattern)))
         batch = _stack(samples, pattern)
         batch["skip_keep"] = torch.from_numpy(

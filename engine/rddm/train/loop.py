@@ -247,6 +247,7 @@ def train(
         skip_dropout=config.skip_dropout,
         saturation_probability=config.saturation_probability,
         saturation_range=tuple(config.saturation_range),
+        saturation_mode=config.saturation_mode,
     )
     validation = validation_batches(images[-held_out:], 256, config.validation_iso) if held_out else []
     run = _Run(config, out, accelerator)
