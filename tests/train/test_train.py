@@ -310,3 +310,52 @@ def test_a_config_with_an_unknown_saturation_mode_is_refused(tmp_path):
     config.write_text(shipped.read_text(encoding="utf-8") + "\nsaturation_mode: soft\n", encoding="utf-8")
     with pytest.raises(RddmError, match="bad.yaml: invalid training config .*saturation_mode"):
         load_config(config)
+
+
+def test_a_folders_unet_can_start_afresh_with_its_own_norm(photos, tmp_path):
+    """``reset_unet`` keeps a model folder's RVAE (adapters included) and null prompt, starts the
+    UNet fresh with ``unet_norm``, and keeps the old UNet's output bias (so the restored end starts
+    where the old model's was when its UNet's features had died); the choice survives saving."""
+    from rddm.model.norm import AffineNorm, PixelGroupNorm
+
+    old_folder = train(mini_config(photos, 2), tmp_path / "old", progress=False)
+    old = load_pipeline(old_folder)
+    model = {**MINI_MODEL, "from_folder": str(old_folder), "reset_unet": True, "unet_norm": "pixel"}
+    config = dataclasses.replace(mini_config(photos, 2), model=model)
+    fresh = starting_model(config)
+    for mine, theirs in zip(fresh.rvae.state_dict().items(), old.rvae.state_dict().items(), strict=True):
+        assert mine[0] == theirs[0]
+        torch.testing.assert_close(mine[1], theirs[1], rtol=0, atol=0)
+    torch.testing.assert_close(fresh.null_prompt, old.null_prompt)
+    assert not fresh.unet.conv_out.weight.any()
+    torch.testing.assert_close(fresh.unet.conv_out.bias, old.unet.conv_out.bias)
+    norms = [type(m) for m in fresh.unet.modules() if isinstance(m, torch.nn.GroupNorm)]
+    assert norms and set(norms) == {PixelGroupNorm}
+    assert {type(m) for m in fresh.rvae.modules() if isinstance(m, torch.nn.GroupNorm)} == {AffineNorm}
+    fresh.save_pretrained(tmp_path / "saved")
+    loaded = load_pipeline(tmp_path / "saved")
+    assert loaded.info["unet_norm"] == "pixel"
+    assert {type(m) for m in loaded.unet.modules() if isinstance(m, torch.nn.GroupNorm)} == {PixelGroupNorm}
+    with pytest.raises(ValueError, match="unet_norm must be none, pixel or group"):
+        starting_model(
+            dataclasses.replace(
+                config, model={**model, "reset_unet": False, "from_folder": None, "unet_norm": "layer"}
+            )
+        )
+
+
+def test_the_log_shows_a_unet_whose_features_died(photos, tmp_path):
+    """``unet_active``: the share of the UNet's last activations that are not ~0; a UNet whose
+    features were driven far negative (as the norm-free step-8000 rddm-tiny's were) logs ~0."""
+    folder = train(mini_config(photos, 2), tmp_path / "alive", progress=False)
+    records = [json.loads(line) for line in (tmp_path / "alive/log.jsonl").read_text().splitlines()]
+    assert all(r["unet_active"] > 0.5 for r in records if "loss" in r)
+    dead = load_pipeline(folder)
+    with torch.no_grad():  # what the shipped model's last up block does: features near -3000
+        dead.unet.up_blocks[-1].resnets[-1].conv2.bias.fill_(-1e4)
+    dead.save_pretrained(tmp_path / "dead-model")
+    model = {**MINI_MODEL, "from_folder": str(tmp_path / "dead-model")}
+    config = dataclasses.replace(mini_config(photos, 1), model=model)
+    train(config, tmp_path / "dead", progress=False)
+    records = [json.loads(line) for line in (tmp_path / "dead/log.jsonl").read_text().splitlines()]
+    assert [r["unet_active"] for r in records if "loss" in r] == [0.0]

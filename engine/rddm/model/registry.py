@@ -109,13 +109,20 @@ def build_pipeline(
     lora_rank: int = 4,
     info: dict | None = None,
     timestep: int = 999,
+    unet_norm: str | None = None,
 ) -> RDDMPipeline:
-    """A pipeline with freshly initialised weights (for training and tests)."""
+    """A pipeline with freshly initialised weights (for training and tests). The UNet's blocks
+    normalise as the RVAE's (``rvae.norm_kind``) unless ``unet_norm`` (``none``, ``pixel``,
+    ``group``) says otherwise; the choice is kept in the model index."""
     rvae = RawVAE.from_config(rvae_config)
     unet = UNet2DConditionModel.from_config(unet_config)
-    use_norm(unet, rvae.norm_kind)
+    if unet_norm not in (None, "none", "pixel", "group"):
+        raise ValueError(f"unet_norm must be none, pixel or group, not {unet_norm!r}")
+    use_norm(unet, unet_norm or rvae.norm_kind)
     names = tuple(add_pattern_adapter(unet, rvae, p, lora_rank) for p in patterns)
     info = {"name": "untitled", "trained": False, "lora_rank": lora_rank, **(info or {})}
+    if unet_norm is not None:
+        info["unet_norm"] = unet_norm
     return RDDMPipeline(
         rvae,
         unet,
@@ -186,6 +193,7 @@ def load_pipeline(name_or_path: str | os.PathLike = DEFAULT_MODEL) -> RDDMPipeli
             lora_rank=int(info["lora_rank"]),
             info=info,
             timestep=int(index.get("timestep", 999)),
+            unet_norm=info.get("unet_norm"),
         )
     except (TypeError, ValueError, KeyError) as error:
         raise ModelLoadError(f"{folder}: configuration cannot build the model ({error})") from None

@@ -41,9 +41,18 @@ class RDDMTrainer(nn.Module):
         self.pipeline = pipeline
         self.rvae, self.unet = pipeline.rvae, pipeline.unet
         self.activation_absmax = torch.zeros(())
+        self.unet_active = torch.ones(())
         last_norm = getattr(getattr(self.rvae, "decoder", None), "conv_norm_out", None)
         if last_norm is not None:  # the decoder's last features, watched for divergence
             last_norm.register_forward_pre_hook(self._watch)
+        if getattr(self.unet, "conv_act", None) is not None:
+            self.unet.conv_act.register_forward_hook(self._watch_unet)
+
+    def _watch_unet(self, _module, _inputs, output) -> None:
+        """The share of the UNet's last activations that are not ~0. A norm-free UNet can drive its
+        features so negative that SiLU zeroes them all: its noise prediction is then one constant
+        (the shipped step-8000 rddm-tiny: 5e-6 of them alive), with no other sign in the loss."""
+        self.unet_active = (output.detach().abs() > 1e-3).float().mean()
 
     def _watch(self, _module, inputs) -> None:
         self.activation_absmax = torch.maximum(self.activation_absmax, inputs[0].detach().abs().max())
@@ -114,11 +123,23 @@ def starting_model(config: TrainConfig):
 
     Fresh weights start with zeroed output convolutions: the RVAE's residual starts as exactly its
     bilinear base and the UNet's noise prediction as zero, instead of random images to unlearn.
+    With ``model.reset_unet`` a folder's RVAE (with its adapters) and null prompt are kept and the
+    UNet starts fresh (its adapters too), normalised as ``model.unet_norm`` says; its output
+    convolution starts at zero weights and the old one's bias, so the old model's noise prediction
+    is kept where the old UNet's features had died (see ``unet_active`` in the log).
     """
     model = config.model
-    if model.get("from_folder"):
+    if model.get("from_folder") and not model.get("reset_unet"):
         return load_pipeline(model["from_folder"])
     pipeline = _fresh(config)
+    if model.get("from_folder"):
+        old = load_pipeline(model["from_folder"])
+        pipeline.rvae.load_state_dict(old.rvae.state_dict())
+        pipeline.null_prompt = old.null_prompt.clone()
+        with torch.no_grad():
+            pipeline.unet.conv_out.weight.zero_()
+            pipeline.unet.conv_out.bias.copy_(old.unet.conv_out.bias)
+        return pipeline
     with torch.no_grad():
         for conv in (pipeline.rvae.decoder.conv_out, pipeline.unet.conv_out):
             conv.weight.zero_()
@@ -142,6 +163,7 @@ def _fresh(config: TrainConfig):
         lora_rank=model.get("lora_rank", 4),
         info={"name": config.name},
         timestep=model.get("timestep", 999),
+        unet_norm=model.get("unet_norm"),
     )
 
 
@@ -313,6 +335,7 @@ def _train_step(run: _Run, batch: dict, stage: Stage) -> dict:
     return {
         "loss": float(loss.detach()),
         "activation_absmax": float(run.accelerator.unwrap_model(run.trainer).activation_absmax),
+        "unet_active": round(float(run.accelerator.unwrap_model(run.trainer).unet_active), 4),
         "lr": run.schedule.get_last_lr()[0],
         **{f"fidelity_{k}": v for k, v in parts.items()},
         **{f"restored_{k}": v for k, v in parts_restored.items()},
