@@ -179,6 +179,10 @@ def test_shipped_configs_load():
     sd21 = load_config("rddm-sd21")
     assert sd21.model["unet"]["cross_attention_dim"] == 1024
     assert [stage.name for stage in sd21.stages] == ["rvae", "diffusion"]
+    saturated = load_config("rddm-tiny-saturated")  # the shipped weights' steps 8000-12000
+    assert saturated.model["from_folder"] == "runs/rddm-tiny/model"
+    assert saturated.model["rvae"] == tiny.model["rvae"] and saturated.model["unet"] == tiny.model["unet"]
+    assert (saturated.saturation_mode, saturated.saturation_probability) == ("compress", 0.5)
 
 
 def test_sd21_config_trains_at_reduced_widths(photos, tmp_path):
