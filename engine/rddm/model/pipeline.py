@@ -132,7 +132,7 @@ class RDDMPipeline:
                 model.to(dtype=dtype)
             # oneDNN's convolutions run 13% faster on a tile with channels-last weights (the
             # activations follow them): 1.01 s instead of 1.17 s per 256 px tile on one thread of
-            # this 2-core CPU, outputs within 1e-6 (`make tile-timing`). Not measured on CUDA, so
+            # this 2-core CPU, outputs within ~1e-6 (`make tile-timing`). Not measured on CUDA, so
             # left as it is there.
             model.to(
                 memory_format=torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
