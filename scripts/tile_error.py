@@ -1,7 +1,8 @@
 """How far tiled restores are from one whole-image restore (`make tile-error`).
 
 For a real RAW and a Kodak photo made into an ISO 3200 RGGB mosaic: the largest and the mean
-difference (linear, strength 0.5) for several tile sizes and overlaps (packed pixels), and which
+difference (linear, strength 0.5; and in 8-bit levels of the neutral sRGB rendering) for several
+tile sizes and overlaps (packed pixels), and which
 stage's tile edges make the error (encoder, UNet or decoder tiled alone, the others whole).
 
     python scripts/tile_error.py RAW PHOTO [--model rddm-tiny]
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rddm.color import render_srgb
 from rddm.evaluate.bench import bench_raw
 from rddm.model.registry import load_pipeline
 from rddm.model.tiling import feather, tile_grid
@@ -28,9 +30,16 @@ def tiled_against_whole(pipeline, raw, name: str) -> None:
     packed = max((raw.cfa.shape[0] + 1) // 2, (raw.cfa.shape[1] + 1) // 2)
     whole_tile = -(-packed // pipeline.tile_multiple) * pipeline.tile_multiple
     whole = pipeline(raw, 0.5, tile_size=whole_tile, tile_overlap=0)
+    whole_srgb = render_srgb(whole, raw.xyz_to_cam)
     for size, overlap in SETTINGS:
-        error = np.abs(pipeline(raw, 0.5, tile_size=size, tile_overlap=overlap) - whole)
-        print(f"{name}: tiles {size}/{overlap}: max {error.max():.2e}, mean {error.mean():.2e}")
+        tiled = pipeline(raw, 0.5, tile_size=size, tile_overlap=overlap)
+        error = np.abs(tiled - whole)
+        # What a viewer sees: the neutral sRGB renderings' difference in 8-bit levels.
+        levels = 255 * np.abs(render_srgb(tiled, raw.xyz_to_cam) - whole_srgb)
+        print(
+            f"{name}: tiles {size}/{overlap}: max {error.max():.2e}, mean {error.mean():.2e}; "
+            f"rendered max {levels.max():.1f} levels, {np.mean(levels > 1):.1e} of values over 1 level"
+        )
 
 
 def _blend(run, height, width, size, overlap, scale: int, channels: int, multiple: int = 1):

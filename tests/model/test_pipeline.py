@@ -208,3 +208,51 @@ def test_decode_reach_is_bounded_without_attention_and_unbounded_with_it():
     whole = attention(raw, 0.5, tile_size=64, tile_overlap=16)
     region = attention(raw, 0.5, roi=(70, 50, 60, 40), tile_size=64, tile_overlap=16)
     np.testing.assert_allclose(region, whole[50:90, 70:130], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["replicate", "reflect"])
+def test_edge_padding_is_kept_in_the_folder_and_regions_stay_exact(tmp_path, mode):
+    """Convolutions that pad with the edge instead of zeros (see rddm.model.padding), LoRA layers
+    included; kept in model_index.json; a region is still exactly the full restore's there."""
+    from rddm.model.registry import build_pipeline
+    from tests.conftest import TINY, perturb_adapters
+
+    torch.manual_seed(0)
+    prompt = torch.randn(1, TINY["prompt_tokens"], TINY["prompt_dim"])
+    built = build_pipeline(TINY["rvae"], TINY["unet"], null_prompt=prompt, patterns=CFA_PATTERNS)
+    perturb_adapters(built)
+    built.save_pretrained(tmp_path / "zeros")
+    built.info["padding_mode"] = mode
+    built.save_pretrained(tmp_path / mode)
+    zeros, padded = load_pipeline(tmp_path / "zeros"), load_pipeline(tmp_path / mode)
+    assert padded.info["padding_mode"] == mode and "padding_mode" not in zeros.info
+    convs = [
+        m
+        for model in (padded.rvae, padded.unet)
+        for m in model.modules()
+        if isinstance(m, torch.nn.Conv2d) and max(m.padding) > 0
+    ]
+    assert any("lora_A" in name for name, _ in padded.unet.named_modules())
+    assert {m.padding_mode for m in convs} == {mode}
+    lora = [m for name, m in padded.rvae.named_modules() if name.endswith("lora_A.rggb")]
+    assert lora and all(m.padding_mode == mode for m in lora if max(m.padding) > 0)
+    raw = random_raw(130, 170, "GRBG")
+    full = padded(raw, 0.7, tile_size=32, tile_overlap=8)
+    assert np.abs(full - zeros(raw, 0.7, tile_size=32, tile_overlap=8)).max() > 1e-4  # it pads otherwise
+    for roi in [(0, 0, 40, 30), (33, 17, 64, 80), (101, 99, 69, 31)]:
+        x, y, w, h = roi
+        region = padded(raw, 0.7, roi=roi, tile_size=32, tile_overlap=8)
+        np.testing.assert_allclose(region, full[y : y + h, x : x + w], rtol=0, atol=1e-6)
+
+
+def test_an_unknown_padding_mode_is_refused_naming_the_folder(tiny_model_dir, tmp_path):
+    import json
+    import shutil
+
+    from rddm.model.registry import ModelLoadError
+
+    folder = shutil.copytree(tiny_model_dir, tmp_path / "model")
+    index = json.loads((folder / "model_index.json").read_text())
+    (folder / "model_index.json").write_text(json.dumps({**index, "padding_mode": "circular"}))
+    with pytest.raises(ModelLoadError, match=r"model.*padding_mode must be one of zeros, replicate, reflect"):
+        load_pipeline(folder)

@@ -44,11 +44,22 @@ def test_restores_a_real_raw_without_nans(shipped, name):
         assert np.corrcoef(out[..., channel][at_sites], samples[at_sites])[0, 1] > 0.95
 
 
-def test_tiles_match_the_whole_image(shipped):
+@pytest.mark.parametrize("tiling", [(128, 64), (256, 32)])  # (256, 32): what the CLI and engine use
+def test_tiles_match_the_whole_image(shipped, tiling):
     raw = read_raw(shared_data("raw/plain/isp_mushfiqulalam_nikon/DSC_1339_768x512_rggb.dng"))
     whole = shipped(raw, 0.5, tile_size=384, tile_overlap=0)  # 768x512 is one 256x384 packed tile
-    tiled = shipped(raw, 0.5, tile_size=128, tile_overlap=64)
+    tiled = shipped(raw, 0.5, tile_size=tiling[0], tile_overlap=tiling[1])
     assert np.abs(tiled - whole).max() < TILE_TOLERANCE
+
+
+def test_shipped_convolutions_pad_with_the_edge(shipped):
+    """Zero padding made the tile edges of the step-12000 weights visible at the default tiling
+    (1.75e-2, 19 sRGB levels on kodim05 at 256/32); the model index asks for edge padding."""
+    import torch
+
+    assert shipped.info["padding_mode"] == "replicate"
+    padded = [m for m in shipped.rvae.modules() if isinstance(m, torch.nn.Conv2d) and max(m.padding) > 0]
+    assert padded and {m.padding_mode for m in padded} == {"replicate"}
 
 
 def test_a_region_decodes_only_near_itself_and_equals_the_full_restore(shipped):
@@ -82,7 +93,8 @@ def test_a_region_decodes_only_near_itself_and_equals_the_full_restore(shipped):
 # packed pixels overlapping by 64 differed from the whole image by up to 1.9e-3 with a plain
 # feathering ramp; since the outer quarter of each overlap gets no weight
 # (rddm.model.tiling.guard_band), by 1.6e-4 (step-3800 weights) and 2.1e-4 (step 8000; 256/32, the
-# CLI's default: 7.3e-4, 1.35e-3 since the grid is fitted). `make tile-error` gives these figures.
+# CLI's default: 7.3e-4, 1.35e-3 since the grid is fitted, and with step 12000; with edge padding,
+# rddm.model.padding, see the README). `make tile-error` gives these figures.
 TILE_TOLERANCE = 1e-3
 
 

@@ -31,6 +31,7 @@ from rddm.model.lora import (
     load_adapter_weights,
 )
 from rddm.model.norm import use_norm
+from rddm.model.padding import use_padding
 from rddm.model.pipeline import RDDMPipeline
 from rddm.model.rvae import RawVAE
 
@@ -110,10 +111,13 @@ def build_pipeline(
     info: dict | None = None,
     timestep: int = 999,
     unet_norm: str | None = None,
+    padding_mode: str | None = None,
 ) -> RDDMPipeline:
     """A pipeline with freshly initialised weights (for training and tests). The UNet's blocks
     normalise as the RVAE's (``rvae.norm_kind``) unless ``unet_norm`` (``none``, ``pixel``,
-    ``group``) says otherwise; the choice is kept in the model index."""
+    ``group``) says otherwise; the convolutions pad with zeros unless ``padding_mode``
+    (``replicate``, ``reflect``: see :mod:`rddm.model.padding`) says otherwise. Both choices are
+    kept in the model index."""
     rvae = RawVAE.from_config(rvae_config)
     unet = UNet2DConditionModel.from_config(unet_config)
     if unet_norm not in (None, "none", "pixel", "group"):
@@ -123,6 +127,9 @@ def build_pipeline(
     info = {"name": "untitled", "trained": False, "lora_rank": lora_rank, **(info or {})}
     if unet_norm is not None:
         info["unet_norm"] = unet_norm
+    if padding_mode is not None:
+        use_padding(padding_mode, rvae, unet)  # after the adapters: their convolutions too
+        info["padding_mode"] = padding_mode
     return RDDMPipeline(
         rvae,
         unet,
@@ -194,6 +201,7 @@ def load_pipeline(name_or_path: str | os.PathLike = DEFAULT_MODEL) -> RDDMPipeli
             info=info,
             timestep=int(index.get("timestep", 999)),
             unet_norm=info.get("unet_norm"),
+            padding_mode=info.get("padding_mode"),
         )
     except (TypeError, ValueError, KeyError) as error:
         raise ModelLoadError(f"{folder}: configuration cannot build the model ({error})") from None

@@ -21,6 +21,7 @@ from accelerate import Accelerator
 from torch import nn
 
 from rddm.errors import RddmError
+from rddm.model.padding import use_padding
 from rddm.model.registry import build_pipeline, load_pipeline, save_pipeline
 from rddm.raw.cfa import CFA_PATTERNS
 from rddm.synth import SynthConfig
@@ -127,10 +128,16 @@ def starting_model(config: TrainConfig):
     UNet starts fresh (its adapters too), normalised as ``model.unet_norm`` says; its output
     convolution starts at zero weights and the old one's bias, so the old model's noise prediction
     is kept where the old UNet's features had died (see ``unet_active`` in the log).
+    ``model.padding_mode`` sets how the convolutions pad (see :mod:`rddm.model.padding`), a
+    folder's model's too.
     """
     model = config.model
     if model.get("from_folder") and not model.get("reset_unet"):
-        return load_pipeline(model["from_folder"])
+        pipeline = load_pipeline(model["from_folder"])
+        if model.get("padding_mode"):  # a folder's model can learn to pad another way
+            use_padding(model["padding_mode"], pipeline.rvae, pipeline.unet)
+            pipeline.info["padding_mode"] = model["padding_mode"]
+        return pipeline
     pipeline = _fresh(config)
     if model.get("from_folder"):
         old = load_pipeline(model["from_folder"])
@@ -164,6 +171,7 @@ def _fresh(config: TrainConfig):
         info={"name": config.name},
         timestep=model.get("timestep", 999),
         unet_norm=model.get("unet_norm"),
+        padding_mode=model.get("padding_mode"),
     )
 
 
