@@ -348,6 +348,30 @@ def test_a_folders_unet_can_start_afresh_with_its_own_norm(photos, tmp_path):
         )
 
 
+def test_the_config_sets_how_convolutions_pad_a_folders_model_too(photos, tmp_path):
+    """``model.padding_mode`` (rddm.model.padding) for fresh weights and for a folder's model;
+    the trained model's folder keeps it."""
+    config = dataclasses.replace(mini_config(photos, 2), model={**MINI_MODEL, "padding_mode": "replicate"})
+    folder = train(config, tmp_path / "fresh", progress=False)
+    trained = load_pipeline(folder)
+    assert trained.info["padding_mode"] == "replicate"
+    modes = {
+        m.padding_mode for m in trained.rvae.modules() if isinstance(m, torch.nn.Conv2d) and max(m.padding)
+    }
+    assert modes == {"replicate"}
+    again = starting_model(
+        dataclasses.replace(
+            config, model={**MINI_MODEL, "from_folder": str(folder), "padding_mode": "reflect"}
+        )
+    )
+    assert again.info["padding_mode"] == "reflect"
+    assert {
+        m.padding_mode for m in again.unet.modules() if isinstance(m, torch.nn.Conv2d) and max(m.padding)
+    } == {"reflect"}
+    with pytest.raises(ValueError, match="padding_mode must be one of"):
+        starting_model(dataclasses.replace(config, model={**MINI_MODEL, "padding_mode": "circular"}))
+
+
 def test_the_log_shows_a_unet_whose_features_died(photos, tmp_path):
     """``unet_active``: the share of the UNet's last activations that are not ~0; a UNet whose
     features were driven far negative (as the norm-free step-8000 rddm-tiny's were) logs ~0."""
