@@ -183,6 +183,10 @@ def test_shipped_configs_load():
     assert saturated.model["from_folder"] == "runs/rddm-tiny/model"
     assert saturated.model["rvae"] == tiny.model["rvae"] and saturated.model["unet"] == tiny.model["unet"]
     assert (saturated.saturation_mode, saturated.saturation_probability) == ("compress", 0.5)
+    again = load_config("rddm-tiny-saturated-2")  # steps 12000-16500
+    assert again.model["from_folder"] == "runs/rddm-tiny-saturated/model"
+    assert again.model["rvae"] == tiny.model["rvae"] and again.total_steps == 4500
+    assert (again.saturation_mode, again.stages[0].learning_rate) == ("compress", 1.5e-4)
 
 
 def test_sd21_config_trains_at_reduced_widths(photos, tmp_path):

@@ -3,8 +3,8 @@
 A tile's convolutions pad its edges, and a tile's outputs near a shared edge differ from the whole
 image's by what that padding makes them see instead of the neighbouring pixels. Zeros are a hard
 black border that a trained model answers strongly; a repeated or mirrored edge is close to what
-is really there. With the shipped rddm-tiny on kodim05 at ISO 3200 in tiles of 256 packed px
-overlapping by 32, zeros left the tiled restore up to 1.75e-2 from the whole image (19 levels of
+is really there. With rddm-tiny's step-12000 weights on kodim05 at ISO 3200 in tiles of 256 packed
+px overlapping by 32, zeros left the tiled restore up to 1.75e-2 from the whole image (19 levels of
 the 8-bit sRGB rendering), repeated edges 1.1e-3 (2 levels) (``make tile-error``).
 
 ``replicate`` works at every size (a mirror needs more pixels than the padding); the mode is kept
