@@ -2,8 +2,8 @@
 
 For a real RAW and a Kodak photo made into an ISO 3200 RGGB mosaic: the largest and the mean
 difference (linear, strength 0.5; and in 8-bit levels of the neutral sRGB rendering) for several
-tile sizes and overlaps (packed pixels), and which
-stage's tile edges make the error (encoder, UNet or decoder tiled alone, the others whole).
+tile sizes and overlaps (packed pixels), and which stage's tile edges make the error (encoder,
+UNet or decoder tiled alone, the others whole).
 
     python scripts/tile_error.py RAW PHOTO [--model rddm-tiny]
 """

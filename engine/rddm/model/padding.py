@@ -19,14 +19,11 @@ from torch import nn
 PADDING_MODES = ("zeros", "replicate", "reflect")
 
 
-def use_padding(mode: str, *models: nn.Module) -> int:
-    """Pad every padded 2-D convolution of ``models`` with ``mode``; returns how many there are."""
+def use_padding(mode: str, *models: nn.Module) -> None:
+    """Pad every padded 2-D convolution of ``models`` with ``mode``."""
     if mode not in PADDING_MODES:
         raise ValueError(f"padding_mode must be one of {', '.join(PADDING_MODES)}, not {mode!r}")
-    count = 0
     for model in models:
         for module in model.modules():
             if isinstance(module, nn.Conv2d) and any(module._reversed_padding_repeated_twice):
                 module.padding_mode = mode
-                count += 1
-    return count
