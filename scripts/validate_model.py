@@ -1,0 +1,56 @@
+"""Validation PSNR of model folders, as training logs it, with a chosen padding mode.
+
+The held-out crops of a training config (its last ``validation_images`` photos, 256 px centre
+crops, all four patterns, at its validation ISO), both strength ends, neutral sRGB, as
+``rddm train`` logs ``val_psnr_fidelity`` / ``val_psnr_restored``. With ``--padding`` each model
+is scored with its own padding and with each mode given (see ``rddm.model.padding``).
+
+    python scripts/validate_model.py --config rddm-tiny-saturated-2 rddm-tiny runs/x/model \
+        [--padding zeros replicate]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from rddm.model.padding import PADDING_MODES, use_padding
+from rddm.model.registry import load_pipeline
+from rddm.train.config import load_config
+from rddm.train.data import load_sources, validation_batches
+from rddm.train.loop import RDDMTrainer
+from rddm.train.losses import psnr_srgb
+
+
+@torch.no_grad()
+def score(pipeline, batches) -> tuple[float, float]:
+    trainer = RDDMTrainer(pipeline).eval()
+    fidelity, restored = [], []
+    for batch in batches:
+        ends = trainer(batch["planes"], batch["pattern"])
+        fidelity += psnr_srgb(ends[0], batch["target"], batch["to_srgb"]).tolist()
+        restored += psnr_srgb(ends[1], batch["target"], batch["to_srgb"]).tolist()
+    return sum(fidelity) / len(fidelity), sum(restored) / len(restored)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="+", help="model names or folders")
+    parser.add_argument("--config", default="rddm-tiny", help="training config (its validation crops)")
+    parser.add_argument("--padding", nargs="*", default=[], choices=PADDING_MODES)
+    args = parser.parse_args()
+    config = load_config(args.config)
+    images = load_sources(config.data_dir, config.source_downscale_min_side)
+    batches = validation_batches(images[-config.validation_images :], 256, config.validation_iso)
+    for model in args.models:
+        pipeline = load_pipeline(model)
+        own = pipeline.info.get("padding_mode", "zeros")
+        for mode in [own, *[m for m in args.padding if m != own]]:
+            use_padding(mode, pipeline.rvae, pipeline.unet)
+            fidelity, restored = score(pipeline, batches)
+            print(f"{model} ({mode} padding): fidelity end {fidelity:.3f} dB, restored end {restored:.3f} dB")
+
+
+if __name__ == "__main__":
+    main()
