@@ -13,25 +13,11 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
 from rddm.model.padding import PADDING_MODES, use_padding
 from rddm.model.registry import load_pipeline
 from rddm.train.config import load_config
 from rddm.train.data import load_sources, validation_batches
-from rddm.train.loop import RDDMTrainer
-from rddm.train.losses import psnr_srgb
-
-
-@torch.no_grad()
-def score(pipeline, batches) -> tuple[float, float]:
-    trainer = RDDMTrainer(pipeline).eval()
-    fidelity, restored = [], []
-    for batch in batches:
-        ends = trainer(batch["planes"], batch["pattern"])
-        fidelity += psnr_srgb(ends[0], batch["target"], batch["to_srgb"]).tolist()
-        restored += psnr_srgb(ends[1], batch["target"], batch["to_srgb"]).tolist()
-    return sum(fidelity) / len(fidelity), sum(restored) / len(restored)
+from rddm.train.loop import RDDMTrainer, validation_scores
 
 
 def main() -> None:
@@ -48,8 +34,11 @@ def main() -> None:
         own = pipeline.info.get("padding_mode", "zeros")
         for mode in [own, *[m for m in args.padding if m != own]]:
             use_padding(mode, pipeline.rvae, pipeline.unet)
-            fidelity, restored = score(pipeline, batches)
-            print(f"{model} ({mode} padding): fidelity end {fidelity:.3f} dB, restored end {restored:.3f} dB")
+            scores = validation_scores(RDDMTrainer(pipeline), batches)
+            print(
+                f"{model} ({mode} padding): fidelity end {scores['val_psnr_fidelity']:.3f} dB, "
+                f"restored end {scores['val_psnr_restored']:.3f} dB"
+            )
 
 
 if __name__ == "__main__":

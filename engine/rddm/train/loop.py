@@ -350,14 +350,19 @@ def _train_step(run: _Run, batch: dict, stage: Stage) -> dict:
     }
 
 
-@torch.no_grad()
 def _validate(run: _Run, batches: list[dict]) -> dict:
-    run.trainer.eval()
+    return validation_scores(run.trainer, batches, run.accelerator.device)
+
+
+@torch.no_grad()
+def validation_scores(trainer: nn.Module, batches: list[dict], device: torch.device | str = "cpu") -> dict:
+    """Mean PSNR (neutral sRGB) of both ends and their average on ``batches``: the log's
+    ``val_psnr_fidelity`` / ``val_psnr_restored`` / ``val_psnr_half``."""
+    trainer.eval()
     scores = {"fidelity": [], "restored": [], "half": []}
-    device = run.accelerator.device
     for batch in batches:
         planes, target, to_srgb = (batch[k].to(device) for k in ("planes", "target", "to_srgb"))
-        fidelity, restored = run.trainer(planes, batch["pattern"])
+        fidelity, restored = trainer(planes, batch["pattern"])
         scores["fidelity"] += psnr_srgb(fidelity, target, to_srgb).tolist()
         scores["restored"] += psnr_srgb(restored, target, to_srgb).tolist()
         scores["half"] += psnr_srgb((fidelity + restored) / 2, target, to_srgb).tolist()
