@@ -60,6 +60,8 @@ def test_shipped_convolutions_pad_with_the_edge(shipped):
     assert shipped.info["padding_mode"] == "replicate"
     padded = [m for m in shipped.rvae.modules() if isinstance(m, torch.nn.Conv2d) and max(m.padding) > 0]
     assert padded and {m.padding_mode for m in padded} == {"replicate"}
+    unet = [m for m in shipped.unet.modules() if isinstance(m, torch.nn.Conv2d) and max(m.padding) > 0]
+    assert unet and {m.padding_mode for m in unet} == {"zeros"}  # as it was trained
 
 
 def test_a_region_decodes_only_near_itself_and_equals_the_full_restore(shipped):

@@ -353,7 +353,7 @@ def test_a_folders_unet_can_start_afresh_with_its_own_norm(photos, tmp_path):
 
 
 def test_the_config_sets_how_convolutions_pad_a_folders_model_too(photos, tmp_path):
-    """``model.padding_mode`` (rddm.model.padding) for fresh weights and for a folder's model;
+    """``model.padding_mode`` (rddm.model.padding: the RVAE's) for fresh weights and for a folder's model;
     the trained model's folder keeps it."""
     config = dataclasses.replace(mini_config(photos, 2), model={**MINI_MODEL, "padding_mode": "replicate"})
     folder = train(config, tmp_path / "fresh", progress=False)
@@ -370,8 +370,11 @@ def test_the_config_sets_how_convolutions_pad_a_folders_model_too(photos, tmp_pa
     )
     assert again.info["padding_mode"] == "reflect"
     assert {
-        m.padding_mode for m in again.unet.modules() if isinstance(m, torch.nn.Conv2d) and max(m.padding)
+        m.padding_mode for m in again.rvae.modules() if isinstance(m, torch.nn.Conv2d) and max(m.padding)
     } == {"reflect"}
+    assert {
+        m.padding_mode for m in again.unet.modules() if isinstance(m, torch.nn.Conv2d) and max(m.padding)
+    } == {"zeros"}
     with pytest.raises(ValueError, match="padding_mode must be one of"):
         starting_model(dataclasses.replace(config, model={**MINI_MODEL, "padding_mode": "circular"}))
 

@@ -115,7 +115,7 @@ def build_pipeline(
 ) -> RDDMPipeline:
     """A pipeline with freshly initialised weights (for training and tests). The UNet's blocks
     normalise as the RVAE's (``rvae.norm_kind``) unless ``unet_norm`` (``none``, ``pixel``,
-    ``group``) says otherwise; the convolutions pad with zeros unless ``padding_mode``
+    ``group``) says otherwise; the RVAE's convolutions pad with zeros unless ``padding_mode``
     (``replicate``, ``reflect``: see :mod:`rddm.model.padding`) says otherwise. Both choices are
     kept in the model index."""
     rvae = RawVAE.from_config(rvae_config)
@@ -128,7 +128,7 @@ def build_pipeline(
     if unet_norm is not None:
         info["unet_norm"] = unet_norm
     if padding_mode is not None:
-        use_padding(padding_mode, rvae, unet)  # after the adapters: their convolutions too
+        use_padding(padding_mode, rvae)  # after the adapters: their convolutions too
         info["padding_mode"] = padding_mode
     return RDDMPipeline(
         rvae,

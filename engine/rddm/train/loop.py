@@ -128,14 +128,14 @@ def starting_model(config: TrainConfig):
     UNet starts fresh (its adapters too), normalised as ``model.unet_norm`` says; its output
     convolution starts at zero weights and the old one's bias, so the old model's noise prediction
     is kept where the old UNet's features had died (see ``unet_active`` in the log).
-    ``model.padding_mode`` sets how the convolutions pad (see :mod:`rddm.model.padding`), a
+    ``model.padding_mode`` sets how the RVAE's convolutions pad (see :mod:`rddm.model.padding`), a
     folder's model's too.
     """
     model = config.model
     if model.get("from_folder") and not model.get("reset_unet"):
         pipeline = load_pipeline(model["from_folder"])
         if model.get("padding_mode"):  # a folder's model can learn to pad another way
-            use_padding(model["padding_mode"], pipeline.rvae, pipeline.unet)
+            use_padding(model["padding_mode"], pipeline.rvae)
             pipeline.info["padding_mode"] = model["padding_mode"]
         return pipeline
     pipeline = _fresh(config)
