@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.rddm-installed
 SHARED ?= ../shared/data
 DEMO_OUT ?= out/demo
 
-.PHONY: all demo test lint format system-deps sample bench bench-engine bench-gpu tile-error tile-timing eval eval-subset ablation-adapters preview-figure before-after clean
+.PHONY: all demo test lint format system-deps sample bench bench-engine bench-gpu tile-error tile-timing eval eval-subset eval-noise-free ablation-adapters preview-figure before-after clean
 
 all: test
 
@@ -100,6 +100,12 @@ eval: $(STAMP)
 eval-subset: $(STAMP)
 	$(BIN)/rddm eval --model rddm-tiny --canonical-shift --no-adapters $(DARKTABLE_FLAG) \
 	  --images 4 --crop 256 --bm3d-after dht --out out/eval-subset
+
+# The usual noise-free demosaicking protocol (linear sRGB mosaics, neutral white balance, whole
+# images, all four patterns): the training issue's 38.5 / 36.0 dB bars (LibRaw AAHD in the same run).
+eval-noise-free: $(STAMP)
+	$(BIN)/rddm eval --model rddm-tiny --mosaic srgb --levels none --denoisers nlm --strengths 0.5 \
+	  --out out/eval-noise-free
 
 # The README's picture of the preview panel: the shipped model on the bundled sample, under Xvfb,
 # with an engine of its own that is stopped afterwards (a JPEG: the PNG is 0.6 MB).

@@ -201,6 +201,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         denoisers=tuple(args.denoisers),
         bm3d_demosaics=tuple(args.bm3d_after) if args.bm3d_after else None,
         seed=args.seed,
+        mosaic=args.mosaic,
         workers=max(1, args.workers),
         darktable=args.darktable,
     )
@@ -400,6 +401,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--classical-from",
         metavar="JSON",
         help="reuse the classical rows of an earlier results.json made with the same settings",
+    )
+    evaluation.add_argument(
+        "--mosaic",
+        default="camera",
+        choices=["camera", "srgb"],
+        help="camera: mosaics in real cameras' colour spaces (default); srgb: linear sRGB mosaics with"
+        " neutral white balance, the usual demosaicking protocol's",
     )
     evaluation.add_argument("--seed", type=int, default=0)
     evaluation.add_argument("--out", default="out/eval", metavar="DIR")

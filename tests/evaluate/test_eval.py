@@ -146,6 +146,46 @@ def test_eval_reuses_classical_rows_and_ablates_adapters(tiny_model_dir, tmp_pat
     ]
 
 
+def test_eval_on_the_usual_protocols_srgb_mosaics(tiny_model_dir, tmp_path):
+    """``--mosaic srgb``: linear sRGB mosaics with neutral white balance (the usual demosaicking
+    protocol's); other pairs than the camera mosaics', so an earlier camera run is not reused."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    yy, xx = np.mgrid[0:48, 0:48] / 5.0
+    image = 0.5 + 0.45 * np.stack([np.sin(xx), np.cos(yy + xx), np.sin(xx - yy)], -1)
+    Image.fromarray((image * 255).astype(np.uint8)).save(photos / "img.png")
+
+    def run(out, *extra):
+        command = [
+            RDDM,
+            "eval",
+            "--model",
+            f"tiny={tiny_model_dir}",
+            "--allow-untrained",
+            "--data",
+            str(photos),
+        ]
+        command += ["--levels", "none", "--patterns", "GRBG", "--strengths", "0", "--denoisers", "nlm"]
+        return subprocess.run(
+            command + ["--workers", "1", "--out", str(out), "--quiet", *extra],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+    srgb, camera = run(tmp_path / "s", "--mosaic", "srgb"), run(tmp_path / "c")
+    assert srgb.returncode == 0 and camera.returncode == 0, srgb.stderr + camera.stderr
+    assert "Mosaics: linear sRGB with neutral white balance" in (tmp_path / "s" / "report.md").read_text()
+    assert "Mosaics: real cameras' colour spaces" in (tmp_path / "c" / "report.md").read_text()
+    results = [json.loads((tmp_path / f / "results.json").read_text()) for f in "sc"]
+    assert [r["settings"]["mosaic"] for r in results] == ["srgb", "camera"]
+    aahd = [{r["denoise"]: r["psnr"] for r in rows["rows"] if r["method"] == "aahd+nlm"} for rows in results]
+    assert aahd[0][0] != aahd[1][0] and min(aahd[0][0], aahd[1][0]) > 25.0
+    again = run(tmp_path / "x", "--mosaic", "srgb", "--classical-from", str(tmp_path / "c" / "results.json"))
+    assert again.returncode != 0
+    assert again.stderr.strip().splitlines()[-1].endswith("made with other settings (mosaic); run without it")
+
+
 def test_scores_of_identical_and_noisy_images():
     image = np.random.default_rng(0).uniform(size=(40, 40, 3)).astype(np.float32)
     same = scores(image, image)

@@ -52,6 +52,22 @@ def test_gains_and_matrices_are_plausible(gradient_srgb):
     assert pair.hq.dtype == np.float32 and 0.0 <= pair.hq.min() and pair.hq.max() <= 1.0
 
 
+@pytest.mark.parametrize("pattern", ["RGGB", "GBRG"])
+def test_an_srgb_camera_mosaics_linear_srgb_itself(pattern):
+    """The usual demosaicking protocol's mosaic (``srgb_camera``): linear sRGB sampled through the
+    pattern, neutral white balance, every colour kept (no real camera's gamut clips it)."""
+    from rddm.color import srgb_decode
+
+    source = read_srgb(shared_data("srgb-bench", "mcmaster18", "1.tif"))[:64, :64]
+    pair = synthesize_pair(source, dataclasses.replace(CLEAN, srgb_camera=True), pair_rng(2), pattern)
+    assert pair.wb_gains == (1.0, 1.0, 1.0)
+    np.testing.assert_allclose(pair.hq, srgb_decode(source), atol=1e-5)
+    np.testing.assert_allclose(pair.lq_cfa, mosaic_rgb(pair.hq, pattern), atol=1e-6)
+    assert psnr(render_srgb(pair.hq, pair.xyz_to_cam), source) > 50.0
+    camera = synthesize_pair(source, CLEAN, pair_rng(2), pattern)  # a real camera's space differs
+    assert camera.wb_gains != pair.wb_gains and np.abs(camera.lq_cfa - pair.lq_cfa).max() > 0.05
+
+
 def test_clipped_white_stays_saturated_in_every_channel():
     white = np.ones((8, 8, 3), dtype=np.float32)
     pair = synthesize_pair(white, CLEAN, pair_rng(0), cfa_pattern="RGGB")

@@ -32,6 +32,7 @@ from rddm.synth.noise import NOISE_LEVELS, reference_noise
 
 BORDER = 8
 METRICS = ("psnr", "ssim", "haarpsi", "stlpips")
+MOSAICS = ("camera", "srgb")
 DEFAULT_SETS = ("../shared/data/srgb-bench/kodak24", "../shared/data/srgb-bench/mcmaster18")
 
 
@@ -47,6 +48,9 @@ class EvalSettings:
     denoisers: tuple[str, ...] = ("nlm", "bm3d")
     bm3d_demosaics: tuple[str, ...] | None = None  # demosaics BM3D follows (None: all; it is slow)
     seed: int = 0
+    # "camera": mosaics in real cameras' colour spaces (a random mix of real matrices, white balance
+    # undone); "srgb": the usual demosaicking protocol's, linear sRGB itself, neutral white balance.
+    mosaic: str = "camera"
     darktable: bool = False  # darktable-cli's demosaic + profiled denoise (rddm.evaluate.darktable)
     workers: int = 1  # processes for the classical chains (they do not change the rows)
 
@@ -94,14 +98,18 @@ def _centre_crop(image: np.ndarray, size: int | None) -> np.ndarray:
     return image[top : top + size, left : left + size]
 
 
-def _pair(image, level: str, pattern: str, seed: int, keys):
+def _pair(image, level: str, pattern: str, seed: int, keys, mosaic: str = "camera"):
+    if mosaic not in MOSAICS:
+        raise ValueError(f"mosaic must be one of {', '.join(MOSAICS)}, not {mosaic!r}")
     iso = NOISE_LEVELS[level]
-    config = SynthConfig(noise="none" if iso is None else "reference", iso=iso, tone_curve=False)
+    config = SynthConfig(
+        noise="none" if iso is None else "reference", iso=iso, tone_curve=False, srgb_camera=mosaic == "srgb"
+    )
     return synthesize_pair(image, config, pair_rng(seed, *keys), cfa_pattern=pattern)
 
 
 # Settings that decide the test pairs and the classical rows (not the model's strengths).
-_CLASSICAL_KEYS = ("datasets", "levels", "patterns", "images", "crop", "demosaics", "seed")
+_CLASSICAL_KEYS = ("datasets", "levels", "patterns", "images", "crop", "demosaics", "seed", "mosaic")
 # (darktable's rows are reused when the earlier run has them, and computed otherwise; so are the
 # rows of a denoiser the earlier run did not have.)
 
@@ -117,8 +125,8 @@ def load_classical(path: str | Path, settings: EvalSettings) -> dict:
         old = earlier["settings"]
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ValueError(f"{path}: not an rddm eval results.json ({error.__class__.__name__})") from None
-    new = dataclasses.asdict(settings)
-    differ = [k for k in _CLASSICAL_KEYS if list(_as_list(old.get(k))) != list(_as_list(new[k]))]
+    new, default = dataclasses.asdict(settings), dataclasses.asdict(EvalSettings())
+    differ = [k for k in _CLASSICAL_KEYS if list(_as_list(old.get(k, default[k]))) != list(_as_list(new[k]))]
     if differ:
         raise ValueError(f"{path}: made with other settings ({', '.join(differ)}); run without it")
     cache = defaultdict(list)
@@ -163,7 +171,7 @@ def evaluate(
     for (dataset, path), level, pattern in progress(tasks) if progress else tasks:
         image = _centre_crop(read_srgb(path), settings.crop)
         keys = (sources.index((dataset, path)), settings.levels.index(level), CFA_PATTERNS.index(pattern))
-        pair = _pair(image, level, pattern, settings.seed, keys)
+        pair = _pair(image, level, pattern, settings.seed, keys, settings.mosaic)
         reference = render_srgb(pair.hq, pair.xyz_to_cam)
         base = {"dataset": dataset, "image": path.stem, "level": level, "pattern": pattern}
         raw = RawImage(
@@ -219,7 +227,7 @@ def _one_thread() -> None:
 
 def _chain_rows(job) -> list[dict]:
     base, image, level, pattern, keys, chains, settings = job
-    pair = _pair(image, level, pattern, settings.seed, keys)
+    pair = _pair(image, level, pattern, settings.seed, keys, settings.mosaic)
     return [{**row, **base} for row in _classical_rows(pair, chains)]
 
 
@@ -233,7 +241,7 @@ def _darktable_rows(level: str, tasks: dict, settings: EvalSettings) -> list[dic
     if darktable_cli is None:
         raise RuntimeError("--darktable needs darktable-cli (install darktable)")
     pairs = {
-        f"m{index:05d}": (key, _pair(image, level, pattern, settings.seed, keys))
+        f"m{index:05d}": (key, _pair(image, level, pattern, settings.seed, keys, settings.mosaic))
         for index, (key, (image, pattern, keys)) in enumerate(tasks.items())
     }
     iso = NOISE_LEVELS[level]
@@ -309,6 +317,11 @@ def write_report(rows: list[dict], settings: EvalSettings, out: Path, command: s
         + f"; patterns {', '.join(settings.patterns)}; noise levels: none, and the median darktable"
         " camera profile at ISO 800 (low) / 3200 (mid) / 12800 (high). Scores on the neutral sRGB"
         " rendering, 8 px border removed; classical denoisers tuned per level (oracle)."
+        + (
+            " Mosaics: linear sRGB with neutral white balance (the usual demosaicking protocol's)."
+            if settings.mosaic == "srgb"
+            else " Mosaics: real cameras' colour spaces (random mix of real matrices, white balance undone)."
+        )
         + (
             " darktable+denoiseprofile: darktable-cli's default demosaic and profiled denoise with"
             " the true noise profile, its colours matched to the reference by a per-image 3x3 fit"
@@ -397,9 +410,8 @@ def crop_mosaic(models: dict, settings: EvalSettings, out: Path, size: int = 96)
     path = list_images(dataset_folder)[0]
     image = _centre_crop(read_srgb(path), settings.crop)
     level, pattern = settings.levels[-1], settings.patterns[0]
-    pair = _pair(
-        image, level, pattern, settings.seed, (0, settings.levels.index(level), CFA_PATTERNS.index(pattern))
-    )
+    keys = (0, settings.levels.index(level), CFA_PATTERNS.index(pattern))
+    pair = _pair(image, level, pattern, settings.seed, keys, settings.mosaic)
     panels = {"target": render_srgb(pair.hq, pair.xyz_to_cam)}
     raw = RawImage(cfa=pair.lq_cfa, cfa_pattern=pattern, wb_gains=pair.wb_gains, xyz_to_cam=pair.xyz_to_cam)
     for label, pipeline in models.items():

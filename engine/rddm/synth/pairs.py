@@ -16,6 +16,7 @@ import dataclasses
 
 import numpy as np
 
+from rddm.color import DEFAULT_XYZ_TO_CAM
 from rddm.raw.cfa import CFA_PATTERNS, check_pattern, mosaic_rgb
 from rddm.synth.degrade import defocus_blur, motion_blur, resolution_loss
 from rddm.synth.noise import (
@@ -57,6 +58,9 @@ class SynthConfig:
     motion_length: tuple[float, float] = (3.0, 9.0)
     downsample_probability: float = 0.0
     downsample_factor: tuple[float, float] = (1.0, 2.0)
+    # The usual demosaicking protocol's camera: the mosaic samples linear sRGB itself (sRGB's
+    # primaries, neutral white balance) instead of a real camera's colour space.
+    srgb_camera: bool = False
 
     def __post_init__(self) -> None:
         self.cfa_patterns = tuple(check_pattern(p) for p in self.cfa_patterns)
@@ -134,8 +138,11 @@ def synthesize_pair(
     if srgb.ndim != 3 or srgb.shape[2] != 3:
         raise ValueError(f"expected an (H, W, 3) sRGB image, got shape {srgb.shape}")
     pattern = check_pattern(cfa_pattern or config.cfa_patterns[rng.integers(len(config.cfa_patterns))])
-    xyz_to_cam = random_xyz_to_cam(rng, list(config.camera_matrices))
-    wb_gains = random_wb_gains(rng)
+    if config.srgb_camera:
+        xyz_to_cam, wb_gains = DEFAULT_XYZ_TO_CAM.copy(), (1.0, 1.0, 1.0)
+    else:
+        xyz_to_cam = random_xyz_to_cam(rng, list(config.camera_matrices))
+        wb_gains = random_wb_gains(rng)
     exposure = float(rng.uniform(*config.exposure_range))
     balanced = srgb_to_balanced_camera(srgb, xyz_to_cam, tone_curve=config.tone_curve)
     hq = np.clip(balanced * exposure, 0.0, 1.0).astype(np.float32)
