@@ -104,7 +104,7 @@ eval-subset: $(STAMP)
 # The usual noise-free demosaicking protocol (linear sRGB mosaics, neutral white balance, whole
 # images, all four patterns): the training issue's 38.5 / 36.0 dB bars (LibRaw AAHD in the same run).
 eval-noise-free: $(STAMP)
-	$(BIN)/rddm eval --model rddm-tiny --mosaic srgb --levels none --denoisers nlm --strengths 0.5 \
+	$(BIN)/rddm eval --model rddm-tiny --mosaic srgb --levels none --denoisers none --strengths 0.5 \
 	  --out out/eval-noise-free
 
 # The README's picture of the preview panel: the shipped model on the bundled sample, under Xvfb,

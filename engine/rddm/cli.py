@@ -369,8 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--denoisers",
         nargs="+",
         default=["nlm", "bm3d"],
-        choices=["nlm", "bm3d"],
-        help="denoisers after LibRaw's demosaic, each tuned per level (BM3D: ~15 s per 256 px crop, sigma)",
+        choices=["nlm", "bm3d", "none"],
+        help="denoisers after LibRaw's demosaic, each tuned per level (BM3D: ~15 s per 256 px crop, sigma);"
+        " none: the demosaic alone",
     )
     evaluation.add_argument(
         "--bm3d-after",

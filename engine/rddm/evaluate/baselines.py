@@ -67,9 +67,10 @@ def denoise_bm3d(srgb: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def classical_candidates(lq, pattern, wb_gains, xyz_to_cam, algorithm: str, denoisers: tuple[str, ...]):
-    """Every (denoiser, strength) rendering of one demosaic: ``{("nlm", 6): srgb, ...}``."""
+    """Every (denoiser, strength) rendering of one demosaic: ``{("nlm", 6): srgb, ...}``; the
+    denoiser ``none`` is the demosaic alone (for noise-free mosaics)."""
     srgb = render_srgb(libraw_demosaic(lq, pattern, wb_gains, xyz_to_cam, algorithm), xyz_to_cam)
-    candidates = {}
+    candidates = {("none", 0): srgb} if "none" in denoisers else {}
     if "nlm" in denoisers:
         candidates |= {("nlm", s): denoise_nlm(srgb, s) for s in NLM_STRENGTHS}
     if "bm3d" in denoisers:
