@@ -198,6 +198,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         strengths=tuple(args.strengths),
         images=args.images,
         crop=args.crop,
+        demosaics=tuple(args.demosaics),
         denoisers=tuple(args.denoisers),
         bm3d_demosaics=tuple(args.bm3d_after) if args.bm3d_after else None,
         seed=args.seed,
@@ -365,6 +366,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--strengths", nargs="+", type=_strength, default=[0.0, 0.5, 1.0])
     evaluation.add_argument("--images", type=int, metavar="N", help="first N images of each set")
     evaluation.add_argument("--crop", type=int, metavar="N", help="centre N x N crop of each image")
+    evaluation.add_argument(
+        "--demosaics",
+        nargs="*",
+        default=["ahd", "aahd", "dht"],
+        choices=["ahd", "aahd", "dht"],
+        help="LibRaw's demosaics for the classical chains (none given: the models' rows only)",
+    )
     evaluation.add_argument(
         "--denoisers",
         nargs="+",

@@ -182,6 +182,11 @@ def test_eval_on_the_usual_protocols_srgb_mosaics(tiny_model_dir, tmp_path):
     aahd = [[r["psnr"] for r in rows["rows"] if r["method"] == "aahd+none"] for rows in results]
     assert len(aahd[0]) == len(aahd[1]) == 1  # the demosaic alone, no denoiser
     assert aahd[0] != aahd[1] and min(aahd[0] + aahd[1]) > 25.0
+    alone = run(tmp_path / "m", "--mosaic", "srgb", "--demosaics")  # no classical chain: the model's rows
+    assert alone.returncode == 0, alone.stderr
+    rows = json.loads((tmp_path / "m" / "results.json").read_text())["rows"]
+    assert [r["method"] for r in rows] == ["tiny s=0"]
+    assert rows[0]["psnr"] == next(r["psnr"] for r in results[0]["rows"] if r["method"] == "tiny s=0")
     again = run(tmp_path / "x", "--mosaic", "srgb", "--classical-from", str(tmp_path / "c" / "results.json"))
     assert again.returncode != 0
     assert again.stderr.strip().splitlines()[-1].endswith("made with other settings (mosaic); run without it")
