@@ -187,6 +187,10 @@ def test_shipped_configs_load():
     assert again.model["from_folder"] == "runs/rddm-tiny-saturated/model"
     assert again.model["rvae"] == tiny.model["rvae"] and again.total_steps == 4500
     assert (again.saturation_mode, again.stages[0].learning_rate) == ("compress", 1.5e-4)
+    last = load_config("rddm-tiny-saturated-3")  # steps 16500-20100, the RVAE padding with the edge
+    assert last.model["from_folder"] == "runs/rddm-tiny-saturated-2/model"
+    assert last.model["padding_mode"] == "replicate" and last.total_steps == 3600
+    assert last.model["rvae"] == tiny.model["rvae"] and (last.seed, last.saturation_probability) == (4, 0.5)
 
 
 def test_sd21_config_trains_at_reduced_widths(photos, tmp_path):
