@@ -16,6 +16,12 @@ from rddm.evaluate.run import best_classical, scores
 RDDM = str(Path(sys.executable).parent / "rddm")
 
 
+def rddm_eval(model_dir, photos, *args):
+    """``rddm eval`` of the untrained test model on the images in ``photos``."""
+    command = [RDDM, "eval", "--model", f"tiny={model_dir}", "--allow-untrained", "--data", str(photos)]
+    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=600)
+
+
 def test_eval_writes_table_and_plots(tiny_model_dir, tmp_path):
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -79,12 +85,17 @@ def test_eval_reuses_classical_rows_and_ablates_adapters(tiny_model_dir, tmp_pat
     Image.fromarray((image * 255).astype(np.uint8)).save(photos / "img.png")
 
     def run(out, *extra):
-        return subprocess.run(
-            [RDDM, "eval", "--model", f"tiny={tiny_model_dir}", "--allow-untrained", "--data", str(photos)]
-            + ["--patterns", "RGGB", "--strengths", "1", "--out", str(out), "--quiet", *extra],
-            capture_output=True,
-            text=True,
-            timeout=600,
+        return rddm_eval(
+            tiny_model_dir,
+            photos,
+            "--patterns",
+            "RGGB",
+            "--strengths",
+            "1",
+            "--out",
+            str(out),
+            "--quiet",
+            *extra,
         )
 
     # darktable-cli's chain too where darktable is installed (make test installs it as root).
@@ -156,21 +167,9 @@ def test_eval_on_the_usual_protocols_srgb_mosaics(tiny_model_dir, tmp_path):
     Image.fromarray((image * 255).astype(np.uint8)).save(photos / "img.png")
 
     def run(out, *extra):
-        command = [
-            RDDM,
-            "eval",
-            "--model",
-            f"tiny={tiny_model_dir}",
-            "--allow-untrained",
-            "--data",
-            str(photos),
-        ]
-        command += ["--levels", "none", "--patterns", "GRBG", "--strengths", "0", "--denoisers", "none"]
-        return subprocess.run(
-            command + ["--workers", "1", "--out", str(out), "--quiet", *extra],
-            capture_output=True,
-            text=True,
-            timeout=600,
+        settings = ["--levels", "none", "--patterns", "GRBG", "--strengths", "0", "--denoisers", "none"]
+        return rddm_eval(
+            tiny_model_dir, photos, *settings, "--workers", "1", "--out", str(out), "--quiet", *extra
         )
 
     srgb, camera = run(tmp_path / "s", "--mosaic", "srgb"), run(tmp_path / "c")
