@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.rddm-installed
 SHARED ?= ../shared/data
 DEMO_OUT ?= out/demo
 
-.PHONY: all demo test lint format system-deps sample bench bench-engine bench-gpu tile-error tile-timing eval eval-subset eval-noise-free ablation-adapters preview-figure before-after clean
+.PHONY: all demo test lint format system-deps sample bench bench-engine bench-gpu tile-error tile-timing eval eval-subset eval-figures eval-noise-free ablation-adapters preview-figure before-after clean
 
 all: test
 
@@ -100,6 +100,10 @@ eval: $(STAMP)
 eval-subset: $(STAMP)
 	$(BIN)/rddm eval --model rddm-tiny --canonical-shift --no-adapters $(DARKTABLE_FLAG) \
 	  --images 4 --crop 256 --bm3d-after dht --out out/eval-subset
+
+# The README's docs/eval-psnr.png and docs/eval-crops.jpg from eval-subset's run (the shipped model's rows).
+eval-figures: $(STAMP)
+	$(BIN)/python scripts/eval_figures.py out/eval-subset --model rddm-tiny=rddm-tiny
 
 # The usual noise-free demosaicking protocol (linear sRGB mosaics, neutral white balance, whole
 # images, all four patterns): the training issue's 38.5 / 36.0 dB bars (LibRaw AAHD in the same run).

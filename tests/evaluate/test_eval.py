@@ -75,6 +75,20 @@ def test_eval_writes_table_and_plots(tiny_model_dir, tmp_path):
         r["psnr"] for r in best_classical(rows) if r["method"].startswith("ahd") and r["level"] == "none"
     ]
     assert len(clean_ahd) == 4 and min(clean_ahd) > 28.0
+    # The README's figures from this run: one model's rows, named after it, and its crop mosaic.
+    script = Path(__file__).resolve().parents[2] / "scripts" / "eval_figures.py"
+    docs = tmp_path / "docs"
+    figures = [sys.executable, str(script), str(out), "--model", f"tiny={tiny_model_dir}"]
+    result = subprocess.run([*figures, "--docs", str(docs)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    shown = (out / "figures" / "report.md").read_text()
+    name = json.loads((Path(tiny_model_dir) / "model_index.json").read_text())["name"]
+    assert f"| {name} s=1 |" in shown and "adapter + shift" not in shown and "| tiny s=" not in shown
+    assert (docs / "eval-psnr.png").stat().st_size > 10_000
+    assert Image.open(docs / "eval-crops.jpg").format == "JPEG"
+    figures[-1] = f"nobody={tiny_model_dir}"  # a label the run does not have
+    wrong = subprocess.run([*figures, "--docs", str(docs)], capture_output=True, text=True, timeout=600)
+    assert wrong.returncode != 0 and "no rows of a model labelled 'nobody'" in wrong.stderr
 
 
 def test_eval_reuses_classical_rows_and_ablates_adapters(tiny_model_dir, tmp_path):

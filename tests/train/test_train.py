@@ -194,7 +194,8 @@ def test_shipped_configs_load():
     fifth = load_config("rddm-tiny-saturated-4")  # steps 20100-23100, another restart
     assert fifth.model["from_folder"] == "runs/rddm-tiny-saturated-3/model"
     assert fifth.model["padding_mode"] == "replicate" and fifth.total_steps == 3000
-    assert fifth.model["rvae"] == tiny.model["rvae"] and (fifth.seed, fifth.crop, fifth.batch_size) == (5, 64, 16)
+    assert fifth.model["rvae"] == tiny.model["rvae"]
+    assert (fifth.seed, fifth.crop, fifth.batch_size) == (5, 64, 16)
 
 
 def test_sd21_config_trains_at_reduced_widths(photos, tmp_path):
