@@ -30,34 +30,24 @@ def test_eval_writes_table_and_plots(tiny_model_dir, tmp_path):
         image = 0.5 + 0.35 * np.stack([np.sin(xx + index), np.cos(yy), np.sin(xx + yy)], -1)
         Image.fromarray((image * 255).astype(np.uint8)).save(photos / f"img{index}.png")
     out = tmp_path / "eval"
-    result = subprocess.run(
-        [
-            RDDM,
-            "eval",
-            "--model",
-            f"tiny={tiny_model_dir}",
-            "--allow-untrained",
-            "--data",
-            str(photos),
-            "--levels",
-            "none",
-            "high",
-            "--patterns",
-            "RGGB",
-            "GBRG",
-            "--strengths",
-            "0",
-            "1",
-            "--canonical-shift",
-            "--workers",
-            "2",
-            "--out",
-            str(out),
-            "--quiet",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
+    result = rddm_eval(
+        tiny_model_dir,
+        photos,
+        "--levels",
+        "none",
+        "high",
+        "--patterns",
+        "RGGB",
+        "GBRG",
+        "--strengths",
+        "0",
+        "1",
+        "--canonical-shift",
+        "--workers",
+        "2",
+        "--out",
+        str(out),
+        "--quiet",
     )
     assert result.returncode == 0, result.stderr
     report = (out / "report.md").read_text()

@@ -190,6 +190,7 @@ def _run_once(
             env=process_env,
             capture_output=True,
             text=True,
+            errors="replace",  # darktable 4.2.1 has printed raw bytes in its SQL errors (a flake seen once)
         )  # fmt: skip
     parsed: dict[str, list[str]] = {}
     if results.exists():
