@@ -48,13 +48,52 @@ def test_tiles_blend_towards_the_whole_image(tiny_pipeline):
     assert errors[1] < 0.2 * errors[0]
 
 
-def test_roi_is_exactly_the_same_region_of_the_full_restore(tiny_pipeline):
+def test_roi_is_the_same_region_of_the_full_restore(tiny_pipeline):
+    """The same pixels up to float rounding: a region decodes each stage on a crop of the tile
+    (see test_region_decodes_each_stage_only_within_its_reach), and a convolution over a
+    narrower map may sum in another order (~1e-7 seen). A stage cropped too close to the region
+    would differ by orders of magnitude more: random weights read far."""
     raw = random_raw(130, 170, "GBRG")
     full = tiny_pipeline(raw, 0.7, tile_size=32, tile_overlap=8)
-    for roi in [(0, 0, 40, 30), (33, 17, 64, 80), (101, 99, 69, 31), (0, 0, 170, 130)]:
+    for roi in [(0, 0, 40, 30), (33, 17, 64, 80), (101, 99, 69, 31), (0, 0, 170, 130), (1, 1, 3, 3)]:
         x, y, w, h = roi
         region = tiny_pipeline(raw, 0.7, roi=roi, tile_size=32, tile_overlap=8)
-        np.testing.assert_array_equal(region, full[y : y + h, x : x + w])
+        np.testing.assert_allclose(region, full[y : y + h, x : x + w], rtol=0, atol=1e-6)
+
+
+def test_region_decodes_each_stage_only_within_its_reach(tiny_pipeline):
+    """Each decoder stage of a region restore runs on the tile's part within that stage's probed
+    reach of the region: the finer the stage, the smaller its part; with the last stage cropped
+    to 1 packed pixel around the region (its four 3x3 convolutions and conv_out read 5), the
+    region is no longer the full restore's, so the crops are real."""
+    reaches = tiny_pipeline.decode_reaches("RGGB")
+    cuts = tiny_pipeline.rvae.decode_cuts
+    assert cuts == [4, 2, 1] and reaches[0] == tiny_pipeline.decode_reach("RGGB") == 55
+    assert reaches[0] > reaches[1] > reaches[2] > 0
+    raw = random_raw(400, 400)
+    full = tiny_pipeline.restore_ends(raw, tile_size=128, tile_overlap=32)
+    roi = (180, 170, 40, 30)
+    region = tiny_pipeline.restore_ends(raw, roi=roi, tile_size=128, tile_overlap=32)
+    x, y, w, h = roi
+    np.testing.assert_allclose(region.restored, full.restored[y : y + h, x : x + w], rtol=0, atol=1e-6)
+    decode = tiny_pipeline.rvae.decode
+    boxes = []
+
+    def spy(*args, **kwargs):
+        boxes.append(args[4] if len(args) > 4 else kwargs.get("boxes"))
+        return decode(*args, **kwargs)
+
+    tiny_pipeline.rvae.decode = spy
+    try:
+        tiny_pipeline.restore_ends(raw, roi=roi, tile_size=128, tile_overlap=32)
+        sizes = [[(b[2] - b[0]) * (b[3] - b[1]) for b in window] for window in boxes if window]
+        assert sizes and all(a > b > c for a, b, c in sizes), boxes
+        tiny_pipeline._decode_reach = (reaches[0], reaches[1], 1)
+        short = tiny_pipeline.restore_ends(raw, roi=roi, tile_size=128, tile_overlap=32)
+    finally:
+        del tiny_pipeline.rvae.decode
+        tiny_pipeline._decode_reach = None
+    assert np.abs(short.restored - full.restored[y : y + h, x : x + w]).max() > 1e-4
 
 
 def test_strength_ends_and_monotonic_blend(tiny_pipeline):

@@ -97,7 +97,7 @@ class RDDMPipeline:
         self._active_adapter: str | None = None
         self._workers: TileWorkers | None = None
         self._workers_lock = threading.Lock()
-        self._decode_reach: tuple[int | None] | None = None
+        self._decode_reach: tuple[int | None, ...] | None = None
         self.info = dict(info or {})
         self.device = torch.device("cpu")
         self.dtype = torch.float32
@@ -175,8 +175,8 @@ class RDDMPipeline:
         need_restored: bool,
         window: tuple[int, int, int, int] | None = None,
     ):
-        """Both ends of one tile; with ``window = (top, left, bottom, right)`` (packed pixels of
-        the tile, multiples of :attr:`tile_multiple`) only that part is decoded."""
+        """Both ends of one tile; with a ``window`` (the decode boxes of ``RawVAE.decode``, in
+        packed pixels of the tile) only the last box's part of it, which is decoded in stages."""
         latent, skip = self.rvae.encode(planes)
         z_hq = None
         if need_restored:
@@ -184,59 +184,88 @@ class RDDMPipeline:
             prompt = self.null_prompt.expand(latent.shape[0], -1, -1)
             eps = self.unet(latent, self.timestep, encoder_hidden_states=prompt).sample
             z_hq = (latent - (1 - alpha).sqrt() * eps) / alpha.sqrt()
-        if window is not None:
-            top, left, bottom, right = window
-            step = self.tile_multiple
-            rows, cols = slice(top, bottom), slice(left, right)
-            latents = slice(top // step, bottom // step), slice(left // step, right // step)
-            planes = planes[..., rows, cols]
-            skip = skip[..., rows, cols] if skip is not None else None
-            latent = latent[(..., *latents)]
-            z_hq = z_hq[(..., *latents)] if z_hq is not None else None
-        fidelity = self.rvae.decode(latent, skip, planes, pattern) if need_fidelity else None
-        restored = self.rvae.decode(z_hq, skip, planes, pattern) if need_restored else None
+        fidelity = self.rvae.decode(latent, skip, planes, pattern, window) if need_fidelity else None
+        restored = self.rvae.decode(z_hq, skip, planes, pattern, window) if need_restored else None
         return fidelity, restored
 
-    @torch.no_grad()
     def decode_reach(self, pattern: str = "RGGB") -> int | None:
         """How far (packed pixels) the decoder reads around an output pixel: a change of the
-        latent, the skip features or the planes at one place changes no output farther away.
-        Found once by probing the decoder (so it holds for any architecture); None when the
+        latent, the skip features or the planes at one place changes no output farther away
+        (None: no bound seen). See :meth:`decode_reaches`."""
+        return self.decode_reaches(pattern)[0]
+
+    @torch.no_grad()
+    def decode_reaches(self, pattern: str = "RGGB") -> tuple[int | None, ...]:
+        """Per cut of the decoder (``RawVAE.decode_cuts``: the latent, then each up block's
+        input), how far (packed pixels) the rest of the decode reads around an output pixel: a
+        change of its input, the skip features or the planes at one place changes no output
+        farther away. Found once by probing (so it holds for any architecture); None where the
         probe saw no bound (a decoder with attention reads the whole tile).
 
-        A region restore decodes only the part of each tile within this reach of the region:
-        the outputs there are the whole tile's, so a preview still equals the full restore."""
+        A region restore decodes each stage of a tile only within that stage's reach of the
+        region: the outputs there are the whole tile's, so a preview still equals the full
+        restore, and the finest stages, which cost the most, run on the least."""
         if self._decode_reach is None:
-            step = self.tile_multiple
+            rvae = self.rvae
+            cuts = rvae.decode_cuts
+            step = cuts[0]
             size = 33 * step  # packed pixels; the probe point in the middle
+            middle = size // 2 // step * step
             generator = torch.Generator().manual_seed(0)
             planes = torch.rand(1, 4, size, size, generator=generator).to(self.device, self.dtype)
-            latent, skip = self.rvae.encode(planes)
-            inputs = {"latent": latent, "skip": skip, "planes": planes}
-            base = self.rvae.decode(**inputs, cfa_pattern=pattern)
-            middle = size // 2 // step * step
-            reach = 0
-            for part, tensor in inputs.items():
-                if tensor is None:
-                    continue
-                at = middle // step if part == "latent" else middle
-                nudged = tensor.clone()
-                nudged[..., at, at] += 0.25
-                changed = (self.rvae.decode(**{**inputs, part: nudged}, cfa_pattern=pattern) != base)[0]
-                rows = torch.nonzero(changed.any(dim=0).any(dim=1)).flatten()
-                cols = torch.nonzero(changed.any(dim=0).any(dim=0)).flatten()
-                if len(rows) == 0:
-                    continue
-                if min(rows.min(), cols.min()) == 0 or max(rows.max(), cols.max()) == 2 * size - 1:
-                    reach = None  # the change reached the probe's edges: no bound seen
-                    break
-                centre = 2 * middle + (step if part == "latent" else 1)  # full-resolution pixels
-                far = int(
-                    max(centre - rows.min(), rows.max() - centre, centre - cols.min(), cols.max() - centre)
-                )
-                reach = max(reach, (far + 1) // 2 + 1)
-            self._decode_reach = (reach,)
-        return self._decode_reach[0]
+            latent, skip = rvae.encode(planes)
+            reaches = []
+            for cut, scale in enumerate(cuts):
+                if cut == 0:
+                    feature = latent
+                else:
+                    channels = rvae.decoder.up_blocks[cut].resnets[0].in_channels
+                    shape = (1, channels, size // scale, size // scale)
+                    feature = torch.randn(shape, generator=generator).to(self.device, self.dtype)
+                inputs = {"sample": feature, "skip": skip, "planes": planes}
+                if cut == 0:
+                    parts = self._probe_reach(cut, inputs, middle, scale, pattern, inputs)
+                else:  # the skip features and planes enter after the cut as they did after cut 0
+                    parts = {**parts, **self._probe_reach(cut, inputs, middle, scale, pattern, ["sample"])}
+                    if rvae.config.output_shuffle and rvae._half_index < cut:
+                        parts.pop("skip", None)  # added before this cut
+                values = list(parts.values())
+                reaches.append(None if None in values else max(values, default=0))
+            # A stage that reads everything makes every earlier one read everything too.
+            for cut in range(len(reaches) - 1, 0, -1):
+                if reaches[cut] is None:
+                    reaches[:cut] = [None] * cut
+            self._decode_reach = tuple(reaches)
+        return self._decode_reach
+
+    def _probe_reach(self, cut: int, inputs: dict, middle: int, scale: int, pattern: str, parts) -> dict:
+        """The reach of the decode from ``cut`` through each of ``parts`` of its ``inputs``: nudge
+        it at the packed point ``middle`` and see how far the output changes (None when the
+        change reaches the probe's edges)."""
+        base = self.rvae._decode_from(cut, **inputs, cfa_pattern=pattern)
+        size = inputs["planes"].shape[-1]
+        reaches = {}
+        for part in parts:
+            tensor = inputs[part]
+            if tensor is None:
+                continue
+            part_scale = scale if part == "sample" else 1
+            at = middle // part_scale
+            nudged = tensor.clone()
+            nudged[..., at, at] += 0.25
+            output = self.rvae._decode_from(cut, **{**inputs, part: nudged}, cfa_pattern=pattern)
+            changed = (output != base)[0]
+            rows = torch.nonzero(changed.any(dim=0).any(dim=1)).flatten()
+            cols = torch.nonzero(changed.any(dim=0).any(dim=0)).flatten()
+            if len(rows) == 0:
+                continue
+            if min(rows.min(), cols.min()) == 0 or max(rows.max(), cols.max()) == 2 * size - 1:
+                reaches[part] = None
+                continue
+            centre = 2 * middle + part_scale  # full-resolution pixels
+            far = int(max(centre - rows.min(), rows.max() - centre, centre - cols.min(), cols.max() - centre))
+            reaches[part] = (far + 1) // 2 + 1
+        return reaches
 
     def _packed_size(self, cfa: np.ndarray) -> tuple[int, int]:
         """Rows and columns of the packed planes padded to the tile multiple."""
@@ -299,10 +328,11 @@ class RDDMPipeline:
             raise ValueError(f"tile size and overlap must be multiples of {multiple} packed pixels")
         padded_height, padded_width = self._packed_size(cfa)
         grid = tile_grid(padded_height, padded_width, tile_size, tile_overlap, multiple)
-        # The packed region needed, in the shifted mosaic's coordinates.
+        # The packed region needed, in the shifted mosaic's coordinates (packed pixel r gives the
+        # full-resolution rows 2r and 2r + 1; no margin, which could touch another row of tiles).
         top, left = max(0, (y - drop_rows) // 2), max(0, (x - drop_cols) // 2)
-        bottom = min(padded_height, (y + roi_height - drop_rows + 1) // 2 + 1)
-        right = min(padded_width, (x + roi_width - drop_cols + 1) // 2 + 1)
+        bottom = min(padded_height, (y + roi_height - drop_rows + 1) // 2)
+        right = min(padded_width, (x + roi_width - drop_cols + 1) // 2)
         tiles = tiles_touching(grid, top, left, bottom, right)
         area = (
             min(t.top for t in tiles),
@@ -326,15 +356,16 @@ class RDDMPipeline:
         return self._crop_to_roi(sums, area, raw, (drop_rows, drop_cols), (x, y, roi_width, roi_height))
 
     def _windows(self, tiles: list[Tile], region, padded_size, overlap, pattern, lock) -> list:
-        """Per tile, the part to decode for the packed ``region`` (None: all of it), or False for a
-        tile whose blending weight is zero all over the region (it need not run at all)."""
+        """Per tile, the decode boxes for the packed ``region`` (see ``RawVAE.decode``; None: the
+        whole tile), or False for a tile whose blending weight is zero all over the region (it
+        need not run at all)."""
         top, left, bottom, right = region
         if (top, left) == (0, 0) and (bottom, right) == tuple(padded_size):
             return [None] * len(tiles)
         with lock:  # the probe runs the decoder (once per pipeline)
             self.activate_adapter(pattern)
-            reach = self.decode_reach(pattern)
-        step = self.tile_multiple
+            reaches = self.decode_reaches(pattern)
+        cuts = self.rvae.decode_cuts
         windows = []
         for tile in tiles:
             weight = feather(tile, *padded_size, overlap)
@@ -345,17 +376,29 @@ class RDDMPipeline:
             if inside.numel() == 0 or float(inside.max()) == 0.0:
                 windows.append(False)
                 continue
-            if reach is None:
-                windows.append(None)
-                continue
-            window = (
-                max(0, top - reach - tile.top) // step * step,
-                max(0, left - reach - tile.left) // step * step,
-                min(tile.height, -(-(bottom + reach - tile.top) // step) * step),
-                min(tile.width, -(-(right + reach - tile.left) // step) * step),
-            )
-            full = window == (0, 0, tile.height, tile.width)
-            windows.append(None if full else window)
+            need = (top - tile.top, left - tile.left, bottom - tile.top, right - tile.left)
+            boxes = []
+            for reach, scale in reversed(list(zip(reaches, cuts, strict=True))):
+                if reach is None:
+                    box = (0, 0, tile.height, tile.width)
+                else:  # the need and its reach, out to the cut's grid, within the tile
+                    box = (
+                        max(0, (need[0] - reach) // scale * scale),
+                        max(0, (need[1] - reach) // scale * scale),
+                        min(tile.height, -(-(need[2] + reach) // scale) * scale),
+                        min(tile.width, -(-(need[3] + reach) // scale) * scale),
+                    )
+                if boxes:  # and around the next stage's box
+                    inner = boxes[0]
+                    box = (
+                        min(box[0], inner[0] // scale * scale),
+                        min(box[1], inner[1] // scale * scale),
+                        max(box[2], min(tile.height, -(-inner[2] // scale) * scale)),
+                        max(box[3], min(tile.width, -(-inner[3] // scale) * scale)),
+                    )
+                boxes.insert(0, box)
+            whole = all(box == (0, 0, tile.height, tile.width) for box in boxes)
+            windows.append(None if whole else tuple(boxes))
         return windows
 
     def _blend_tiles(
@@ -408,7 +451,7 @@ class RDDMPipeline:
                     outputs = [fidelity if restored is None else restored]
                 else:
                     outputs = [(1.0 - mix) * fidelity + mix * restored]
-                top, left, bottom, right = window or (0, 0, tile.height, tile.width)
+                top, left, bottom, right = window[-1] if window else (0, 0, tile.height, tile.width)
                 weight = feather(tile, *padded_size, overlap)[2 * top : 2 * bottom, 2 * left : 2 * right]
                 rows = slice(2 * (tile.top + top - area_top), 2 * (tile.top + bottom - area_top))
                 cols = slice(2 * (tile.left + left - area_left), 2 * (tile.left + right - area_left))

@@ -47,20 +47,6 @@ class RawEncoder(Encoder):
         return sample, skip
 
 
-class RawDecoder(Decoder):
-    """diffusers' Decoder that adds projected encoder features before chosen up blocks."""
-
-    def forward(self, sample: torch.Tensor, skips: dict[int, torch.Tensor] | None = None) -> torch.Tensor:
-        sample = self.conv_in(sample)
-        sample = self.mid_block(sample, None)
-        for index, up_block in enumerate(self.up_blocks):
-            if skips and index in skips:
-                sample = sample + skips[index]
-            sample = up_block(sample, None)
-        sample = self.conv_norm_out(sample)
-        return self.conv_out(self.conv_act(sample))
-
-
 _BILINEAR_RB = torch.tensor([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]) / 4
 _BILINEAR_G = torch.tensor([[0.0, 1.0, 0.0], [1.0, 4.0, 1.0], [0.0, 1.0, 0.0]]) / 4
 
@@ -119,7 +105,7 @@ class RawVAE(ModelMixin, ConfigMixin, PeftAdapterMixin):
         if not output_shuffle:
             # Packed planes are already at half resolution: the first block keeps it.
             self.encoder.down_blocks[0].downsamplers = None
-        self.decoder = RawDecoder(
+        self.decoder = Decoder(
             in_channels=latent_channels,
             out_channels=out_channels * (4 if output_shuffle else 1),
             up_block_types=("UpDecoderBlock2D",) * count,
@@ -165,12 +151,27 @@ class RawVAE(ModelMixin, ConfigMixin, PeftAdapterMixin):
         mean = self.quant_conv(moments).chunk(2, dim=1)[0]
         return mean * self.config.scaling_factor, skip if self.config.skip_connections else None
 
+    @property
+    def decode_cuts(self) -> list[int]:
+        """Packed pixels per pixel of the places a decode may be cropped (see :meth:`decode`):
+        cut 0 is the latent (before ``conv_in`` and the mid block), cut ``k > 0`` the input of
+        up block ``k``; only blocks whose input is at packed resolution or coarser."""
+        scale = self.downscale // 2
+        cuts = []
+        for _ in self.decoder.up_blocks:
+            if scale < 1:
+                break
+            cuts.append(scale)
+            scale //= 2
+        return cuts
+
     def decode(
         self,
         latent: torch.Tensor,
         skip: torch.Tensor | None = None,
         planes: torch.Tensor | None = None,
         cfa_pattern: str | None = None,
+        boxes: list[tuple[int, int, int, int]] | None = None,
     ) -> torch.Tensor:
         """Scaled latent (and skip features) -> ``(B, 3, H, W)`` linear camera RGB.
 
@@ -178,21 +179,58 @@ class RawVAE(ModelMixin, ConfigMixin, PeftAdapterMixin):
         input ``planes`` (their ``cfa_pattern`` places each sample), which a model trained from
         scratch learns far faster than the whole image, and which keeps the decoder's task the
         same for every Bayer pattern.
+
+        ``boxes`` (a region decode): one ``(top, left, bottom, right)`` in packed pixels of the
+        inputs per cut of :attr:`decode_cuts`, nested, each a multiple of its cut's scale. Each
+        stage then runs only on its box, and the output is the last box's (at full resolution).
+        A box wide enough around a part of the output (see ``RDDMPipeline.decode_reaches``) leaves
+        that part exactly as the whole decode has it, for a fraction of the work: the finest
+        stages, the costly ones, need the smallest margins.
         """
-        sample = self.post_quant_conv(latent / self.config.scaling_factor)
-        skips = None
-        if skip is not None:
-            skips = {self._half_index: self.skip_half(skip)}
-            if not self.config.output_shuffle:
-                skips[len(self.config.block_out_channels) - 1] = F.pixel_shuffle(self.skip_full(skip), 2)
-        rgb = self.decoder(sample, skips)
+        return self._decode_from(0, latent, skip, planes, cfa_pattern, boxes)
+
+    def _decode_from(self, first, sample, skip, planes, cfa_pattern, boxes=None) -> torch.Tensor:
+        """Decode from cut ``first``: the latent for 0, else the input of up block ``first``."""
+        decoder = self.decoder
+        cuts = self.decode_cuts
+        count = len(decoder.up_blocks)
+        if boxes is not None and len(boxes) != len(cuts):
+            raise ValueError(f"need {len(cuts)} decode boxes, got {len(boxes)}")
+        # The packed pixels the current feature map covers, and the skip features'.
+        scale = cuts[first] if first < len(cuts) else 1
+        box = (0, 0, sample.shape[-2] * scale, sample.shape[-1] * scale)
+        for index in range(first, count):
+            if boxes is not None and index < len(cuts):
+                sample = _crop(sample, boxes[index], box[:2], cuts[index])
+                skip = _crop(skip, boxes[index], box[:2], 1) if skip is not None else None
+                box = boxes[index]
+            if index == 0:
+                sample = self.post_quant_conv(sample / self.config.scaling_factor)
+                sample = decoder.mid_block(decoder.conv_in(sample), None)
+            if skip is not None and index == self._half_index:
+                sample = sample + self.skip_half(skip)
+            if skip is not None and not self.config.output_shuffle and index == count - 1:
+                sample = sample + F.pixel_shuffle(self.skip_full(skip), 2)
+            sample = decoder.up_blocks[index](sample, None)
+        rgb = decoder.conv_out(decoder.conv_act(decoder.conv_norm_out(sample)))
         rgb = F.pixel_shuffle(rgb, 2) if self.config.output_shuffle else rgb
         if self.config.input_residual:
             if planes is None or cfa_pattern is None:
                 raise ValueError("this RVAE decodes a correction of its input: pass planes and pattern")
+            if boxes is not None:
+                planes = _crop(planes, box, (0, 0), 1)
             rgb = rgb + bilinear_demosaic(planes, cfa_pattern)
         return rgb
 
     def forward(self, packed: torch.Tensor, cfa_pattern: str = "RGGB") -> torch.Tensor:
         latent, skip = self.encode(packed)
         return self.decode(latent, skip, packed, cfa_pattern)
+
+
+def _crop(sample: torch.Tensor, box, origin, scale: int) -> torch.Tensor:
+    """The ``box`` (packed pixels) of ``sample``, a feature map at ``scale`` packed pixels per
+    pixel whose first pixel is at packed ``origin``."""
+    top, left, bottom, right = (value - origin[index % 2] for index, value in enumerate(box))
+    if any(value % scale for value in (top, left, bottom, right)):
+        raise ValueError(f"decode box {box} is not on the {scale}-pixel grid")
+    return sample[..., top // scale : bottom // scale, left // scale : right // scale]
