@@ -6,8 +6,10 @@ On one thread (the pipeline's CPU workers run one tile per core, each on one thr
 - each stage of one 244 px tile (the fitted grid's tile on a 24 MP image): encoder, UNet, decoder;
 - a whole 256 px tile with the weights in torch's default layout against channels-last (what
   ``RDDMPipeline.to("cpu")`` uses), and the largest difference between their outputs;
-- 512x512 regions of the bench's 12 MP file, both strength ends, with each tile's decode trimmed to
-  the region (what the pipeline does) against whole-tile decodes, and their largest difference.
+- 512x512 regions of the bench's 12 MP file, both strength ends, with each decoder stage of a tile
+  run only within its own reach of the region (what the pipeline does), against every stage within
+  the first stage's reach (one decode window, the pipeline before 2026-11-29 evening) and against
+  whole-tile decodes, and their largest differences.
 
     python scripts/tile_timing.py [--model rddm-tiny] [--repeats 6] [--out out/tile-timing]
 """
@@ -90,29 +92,44 @@ def regions(model: str, folder: Path, repeats: int) -> None:
     pipeline = load_pipeline(model).to("cpu")
     raw = read_raw(bench_raw(folder, "12MP", 4000, 3000))
     trimmed = pipeline._windows
+    staged = pipeline.decode_reaches("RGGB")
 
     def whole_tiles(tiles, *args):
         return [None] * len(tiles)
 
-    def restore(windows, roi):
-        pipeline._windows = windows
+    def restore(variant, roi):
+        windows, reaches = variant
+        pipeline._windows, pipeline._decode_reach = windows, reaches
         try:
             return pipeline.restore_ends(raw, roi=roi, tile_size=256, tile_overlap=32)
         finally:
-            pipeline._windows = trimmed
+            pipeline._windows, pipeline._decode_reach = trimmed, staged
 
+    variants = {
+        "staged": (trimmed, staged),  # what the pipeline does: each stage within its own reach
+        "one window": (trimmed, (staged[0],) * len(staged)),  # every stage within the first reach
+        "whole": (whole_tiles, staged),
+    }
     rois = [(600 + 400 * (index % 7), 1200 + 8 * (index // 7), 512, 512) for index in range(repeats + 1)]
-    a, b = restore(trimmed, rois[0]), restore(whole_tiles, rois[0])
-    difference = max(np.abs(a.fidelity - b.fidelity).max(), np.abs(a.restored - b.restored).max())
-    times = {"trimmed": [], "whole": []}
+    ends = {name: restore(variant, rois[0]) for name, variant in variants.items()}
+    difference = {
+        name: max(
+            np.abs(getattr(ends[name], end) - getattr(ends["whole"], end)).max()
+            for end in ("fidelity", "restored")
+        )
+        for name in ("staged", "one window")
+    }
+    times = {name: [] for name in variants}
     for roi in rois:  # a new region each time (no cache in the pipeline anyway)
-        times["trimmed"].append(_seconds(lambda roi=roi: restore(trimmed, roi)))
-        times["whole"].append(_seconds(lambda roi=roi: restore(whole_tiles, roi)))
-    trimmed_s, whole_s = (statistics.median(times[k][1:]) for k in ("trimmed", "whole"))
+        for name, variant in variants.items():
+            times[name].append(_seconds(lambda roi=roi, variant=variant: restore(variant, roi)))
+    median = {name: statistics.median(values[1:]) for name, values in times.items()}
     print(
-        f"512x512 region, both ends: trimmed decodes {trimmed_s:.2f} s, whole-tile decodes {whole_s:.2f} s "
-        f"(x{trimmed_s / whole_s:.2f}); outputs differ by at most {difference:.1e}; decoder reach "
-        f"{pipeline.decode_reach('RGGB')} packed px"
+        f"512x512 region, both ends: staged decodes {median['staged']:.2f} s, one decode window "
+        f"{median['one window']:.2f} s, whole-tile decodes {median['whole']:.2f} s "
+        f"(x{median['staged'] / median['whole']:.2f}); outputs differ from whole-tile decodes by at most "
+        f"{difference['staged']:.1e} (one window {difference['one window']:.1e}); decoder reaches "
+        f"{', '.join(str(reach) for reach in staged)} packed px"
     )
 
 

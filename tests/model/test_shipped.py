@@ -74,18 +74,18 @@ def test_a_region_decodes_only_near_itself_and_equals_the_full_restore(shipped):
     assert shipped.decode_reaches(raw.cfa_pattern) == (reach, 16, 7)
     full = shipped.restore_ends(raw, tile_size=128, tile_overlap=32)
     windows = []
-    run_tile = shipped._run_tile
+    decode_end = shipped._decode_end
 
-    def spy(planes, pattern, need_fidelity, need_restored, window=None):
+    def spy(encoded, planes, pattern, end, window=None):
         windows.append((tuple(planes.shape[-2:]), window))
-        return run_tile(planes, pattern, need_fidelity, need_restored, window)
+        return decode_end(encoded, planes, pattern, end, window)
 
-    shipped._run_tile = spy
+    shipped._decode_end = spy
     try:
         x, y, w, h = 300, 210, 120, 100
         region = shipped.restore_ends(raw, roi=(x, y, w, h), tile_size=128, tile_overlap=32)
     finally:
-        del shipped._run_tile
+        del shipped._decode_end
     for mine, whole in ((region.fidelity, full.fidelity), (region.restored, full.restored)):
         np.testing.assert_allclose(mine, whole[y : y + h, x : x + w], rtol=0, atol=1e-6)
     partial = [window for _, window in windows if window is not None]

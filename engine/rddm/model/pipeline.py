@@ -167,16 +167,9 @@ class RDDMPipeline:
 
     # -- the model on one tile
     @torch.no_grad()
-    def _run_tile(
-        self,
-        planes: torch.Tensor,
-        pattern: str,
-        need_fidelity: bool,
-        need_restored: bool,
-        window: tuple[int, int, int, int] | None = None,
-    ):
-        """Both ends of one tile; with a ``window`` (the decode boxes of ``RawVAE.decode``, in
-        packed pixels of the tile) only the last box's part of it, which is decoded in stages."""
+    def _encode_tile(self, planes: torch.Tensor, need_restored: bool):
+        """The latent, the skip features and (when the restored end is needed) the UNet's x0
+        prediction ``z_hq`` of one tile of packed planes."""
         latent, skip = self.rvae.encode(planes)
         z_hq = None
         if need_restored:
@@ -184,9 +177,58 @@ class RDDMPipeline:
             prompt = self.null_prompt.expand(latent.shape[0], -1, -1)
             eps = self.unet(latent, self.timestep, encoder_hidden_states=prompt).sample
             z_hq = (latent - (1 - alpha).sqrt() * eps) / alpha.sqrt()
-        fidelity = self.rvae.decode(latent, skip, planes, pattern, window) if need_fidelity else None
-        restored = self.rvae.decode(z_hq, skip, planes, pattern, window) if need_restored else None
-        return fidelity, restored
+        return latent, skip, z_hq
+
+    @torch.no_grad()
+    def _decode_end(self, encoded, planes: torch.Tensor, pattern: str, end: int, window=None):
+        """One strength end (0: fidelity, 1: restored) of an encoded tile."""
+        latent, skip, z_hq = encoded
+        return self.rvae.decode(z_hq if end else latent, skip, planes, pattern, window)
+
+    def _run_tile(
+        self,
+        planes: torch.Tensor,
+        pattern: str,
+        need_fidelity: bool,
+        need_restored: bool,
+        window: tuple[tuple[int, int, int, int], ...] | None = None,
+    ):
+        """Both ends of one tile; with a ``window`` (the decode boxes of ``RawVAE.decode``, in
+        packed pixels of the tile) only the last box's part of it, which is decoded in stages."""
+        encoded = self._encode_tile(planes, need_restored)
+        return tuple(
+            self._decode_end(encoded, planes, pattern, end, window) if needed else None
+            for end, needed in enumerate((need_fidelity, need_restored))
+        )
+
+    def _run_tiles(self, workers: TileWorkers, crops: list, pattern: str, need: tuple[bool, bool]) -> list:
+        """``_run_tile`` for each ``(planes, window)`` of ``crops`` on the CPU workers: first every
+        tile's encoder and UNet, then every decode, each end of each tile a job of its own and the
+        largest first, so that tiles decoded in parts of different sizes (a region) still keep
+        every core busy until the end."""
+        encoded = workers.map(lambda crop: self._encode_tile(crop[0], need[1]), crops)
+
+        def cost(job) -> int:
+            planes, window = crops[job[0]]
+            boxes = window or [(0, 0, *planes.shape[-2:])] * len(self.rvae.decode_cuts)
+            return sum((bottom - top) * (right - left) for top, left, bottom, right in boxes)
+
+        jobs = sorted(
+            ((index, end) for index in range(len(crops)) for end in (0, 1) if need[end]),
+            key=cost,
+            reverse=True,
+        )
+
+        def decode(job):
+            index, end = job
+            planes, window = crops[index]
+            return self._decode_end(encoded[index], planes, pattern, end, window)
+
+        decoded = workers.map(decode, jobs)
+        results = [[None, None] for _ in crops]
+        for (index, end), output in zip(jobs, decoded, strict=True):
+            results[index][end] = output
+        return results
 
     def decode_reach(self, pattern: str = "RGGB") -> int | None:
         """How far (packed pixels) the decoder reads around an output pixel: a change of the
@@ -441,7 +483,7 @@ class RDDMPipeline:
                 if workers is None:
                     results = [self._run_tile(crops[0][0], pattern, *need, crops[0][1])]
                 else:
-                    results = workers.map(lambda job: self._run_tile(job[0], pattern, *need, job[1]), crops)
+                    results = self._run_tiles(workers, crops, pattern, need)
             for index, ((tile, window), (fidelity, restored)) in enumerate(
                 zip(batch, results, strict=True), start
             ):
