@@ -196,6 +196,10 @@ def test_shipped_configs_load():
     assert fifth.model["padding_mode"] == "replicate" and fifth.total_steps == 3000
     assert fifth.model["rvae"] == tiny.model["rvae"]
     assert (fifth.seed, fifth.crop, fifth.batch_size) == (5, 64, 16)
+    sixth = load_config("rddm-tiny-saturated-5")  # steps 23100-26100, a restart at 1e-4
+    assert sixth.model["from_folder"] == "runs/rddm-tiny-saturated-4/model"
+    assert sixth.model["rvae"] == tiny.model["rvae"] and sixth.model["padding_mode"] == "replicate"
+    assert (sixth.seed, sixth.total_steps, sixth.stages[0].learning_rate) == (8, 3000, 1e-4)
 
 
 def test_sd21_config_trains_at_reduced_widths(photos, tmp_path):
