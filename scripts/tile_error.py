@@ -5,7 +5,9 @@ difference (linear, strength 0.5; and in 8-bit levels of the neutral sRGB render
 tile sizes and overlaps (packed pixels), and which stage's tile edges make the error (encoder,
 UNet or decoder tiled alone, the others whole).
 
-    python scripts/tile_error.py RAW PHOTO [--model rddm-tiny]
+    python scripts/tile_error.py RAW PHOTO [--model rddm-tiny] [--unet-padding replicate]
+
+``--unet-padding`` pads the UNet's convolutions with the edge too (the models run with zeros there).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch
 
 from rddm.color import render_srgb
 from rddm.evaluate.bench import bench_raw
+from rddm.model.padding import PADDING_MODES, use_padding
 from rddm.model.registry import load_pipeline
 from rddm.model.tiling import feather, tile_grid
 from rddm.raw import read_raw
@@ -105,8 +108,10 @@ def main() -> None:
     parser.add_argument("raw")
     parser.add_argument("photo")
     parser.add_argument("--model", default="rddm-tiny")
+    parser.add_argument("--unet-padding", default="zeros", choices=PADDING_MODES)
     args = parser.parse_args()
     pipeline = load_pipeline(args.model)
+    use_padding(args.unet_padding, pipeline.unet)
     tiled_against_whole(pipeline, read_raw(args.raw), Path(args.raw).name)
     with tempfile.TemporaryDirectory() as scratch:
         photo = read_raw(bench_raw(Path(scratch), "photo", 1024, 1024, source=args.photo))
