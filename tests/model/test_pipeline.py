@@ -283,6 +283,47 @@ def test_edge_padding_is_kept_in_the_folder_and_regions_stay_exact(tmp_path, mod
         np.testing.assert_allclose(region, full[y : y + h, x : x + w], rtol=0, atol=1e-6)
 
 
+def test_the_unets_edge_padding_is_kept_in_the_folder_and_regions_stay_exact(tmp_path):
+    """``unet_padding_mode`` pads the UNet's convolutions (its LoRA layers included) with the edge,
+    apart from the RVAE's; kept in model_index.json; a region is still exactly the full restore's."""
+    from rddm.model.registry import build_pipeline
+    from tests.conftest import TINY, perturb_adapters
+
+    torch.manual_seed(0)
+    prompt = torch.randn(1, TINY["prompt_tokens"], TINY["prompt_dim"])
+    built = build_pipeline(TINY["rvae"], TINY["unet"], null_prompt=prompt, patterns=CFA_PATTERNS)
+    perturb_adapters(built)
+    with torch.no_grad():  # a UNet whose output depends on what its convolutions see at the edge
+        for parameter in built.unet.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    built.info["padding_mode"] = "replicate"
+    built.save_pretrained(tmp_path / "zeros")
+    built.info["unet_padding_mode"] = "replicate"
+    built.save_pretrained(tmp_path / "unet")
+    zeros, padded = load_pipeline(tmp_path / "zeros"), load_pipeline(tmp_path / "unet")
+    assert padded.info["unet_padding_mode"] == "replicate" and "unet_padding_mode" not in zeros.info
+
+    def modes(model):
+        return {
+            m.padding_mode for m in model.modules() if isinstance(m, torch.nn.Conv2d) and max(m.padding) > 0
+        }
+
+    assert modes(padded.unet) == {"replicate"} and modes(zeros.unet) == {"zeros"}
+    assert modes(padded.rvae) == modes(zeros.rvae) == {"replicate"}
+    lora = [m for name, m in padded.unet.named_modules() if name.endswith("lora_A.rggb")]
+    assert any(isinstance(m, torch.nn.Conv2d) and max(m.padding) > 0 for m in lora)
+    assert all(
+        m.padding_mode == "replicate" for m in lora if isinstance(m, torch.nn.Conv2d) and max(m.padding)
+    )
+    raw = random_raw(130, 170, "RGGB")
+    full = padded(raw, 0.7, tile_size=32, tile_overlap=8)
+    assert np.abs(full - zeros(raw, 0.7, tile_size=32, tile_overlap=8)).max() > 1e-4  # it pads otherwise
+    for roi in [(0, 0, 40, 30), (101, 99, 69, 31)]:
+        x, y, w, h = roi
+        region = padded(raw, 0.7, roi=roi, tile_size=32, tile_overlap=8)
+        np.testing.assert_allclose(region, full[y : y + h, x : x + w], rtol=0, atol=1e-6)
+
+
 def test_an_unknown_padding_mode_is_refused_naming_the_folder(tiny_model_dir, tmp_path):
     import json
     import shutil
@@ -292,5 +333,8 @@ def test_an_unknown_padding_mode_is_refused_naming_the_folder(tiny_model_dir, tm
     folder = shutil.copytree(tiny_model_dir, tmp_path / "model")
     index = json.loads((folder / "model_index.json").read_text())
     (folder / "model_index.json").write_text(json.dumps({**index, "padding_mode": "circular"}))
+    with pytest.raises(ModelLoadError, match=r"model.*padding_mode must be one of zeros, replicate, reflect"):
+        load_pipeline(folder)
+    (folder / "model_index.json").write_text(json.dumps({**index, "unet_padding_mode": "edge"}))
     with pytest.raises(ModelLoadError, match=r"model.*padding_mode must be one of zeros, replicate, reflect"):
         load_pipeline(folder)

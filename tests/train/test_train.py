@@ -388,6 +388,20 @@ def test_the_config_sets_how_convolutions_pad_a_folders_model_too(photos, tmp_pa
     assert {
         m.padding_mode for m in again.unet.modules() if isinstance(m, torch.nn.Conv2d) and max(m.padding)
     } == {"zeros"}
+    unet = starting_model(
+        dataclasses.replace(
+            config, model={**MINI_MODEL, "from_folder": str(folder), "unet_padding_mode": "replicate"}
+        )
+    )
+    assert unet.info["unet_padding_mode"] == "replicate" and unet.info["padding_mode"] == "replicate"
+    assert {
+        m.padding_mode for m in unet.unet.modules() if isinstance(m, torch.nn.Conv2d) and max(m.padding)
+    } == {"replicate"}
+    fresh = starting_model(dataclasses.replace(config, model={**MINI_MODEL, "unet_padding_mode": "reflect"}))
+    assert fresh.info["unet_padding_mode"] == "reflect" and "padding_mode" not in fresh.info
+    assert {
+        m.padding_mode for m in fresh.unet.modules() if isinstance(m, torch.nn.Conv2d) and max(m.padding)
+    } == {"reflect"}
     with pytest.raises(ValueError, match="padding_mode must be one of"):
         starting_model(dataclasses.replace(config, model={**MINI_MODEL, "padding_mode": "circular"}))
 

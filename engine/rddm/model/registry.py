@@ -112,12 +112,13 @@ def build_pipeline(
     timestep: int = 999,
     unet_norm: str | None = None,
     padding_mode: str | None = None,
+    unet_padding_mode: str | None = None,
 ) -> RDDMPipeline:
     """A pipeline with freshly initialised weights (for training and tests). The UNet's blocks
     normalise as the RVAE's (``rvae.norm_kind``) unless ``unet_norm`` (``none``, ``pixel``,
     ``group``) says otherwise; the RVAE's convolutions pad with zeros unless ``padding_mode``
-    (``replicate``, ``reflect``: see :mod:`rddm.model.padding`) says otherwise. Both choices are
-    kept in the model index."""
+    (``replicate``, ``reflect``: see :mod:`rddm.model.padding`) says otherwise, and the UNet's
+    likewise with ``unet_padding_mode``. These choices are kept in the model index."""
     rvae = RawVAE.from_config(rvae_config)
     unet = UNet2DConditionModel.from_config(unet_config)
     if unet_norm not in (None, "none", "pixel", "group"):
@@ -130,6 +131,9 @@ def build_pipeline(
     if padding_mode is not None:
         use_padding(padding_mode, rvae)  # after the adapters: their convolutions too
         info["padding_mode"] = padding_mode
+    if unet_padding_mode is not None:
+        use_padding(unet_padding_mode, unet)  # after the adapters: their convolutions too
+        info["unet_padding_mode"] = unet_padding_mode
     return RDDMPipeline(
         rvae,
         unet,
@@ -202,6 +206,7 @@ def load_pipeline(name_or_path: str | os.PathLike = DEFAULT_MODEL) -> RDDMPipeli
             timestep=int(index.get("timestep", 999)),
             unet_norm=info.get("unet_norm"),
             padding_mode=info.get("padding_mode"),
+            unet_padding_mode=info.get("unet_padding_mode"),
         )
     except (TypeError, ValueError, KeyError) as error:
         raise ModelLoadError(f"{folder}: configuration cannot build the model ({error})") from None

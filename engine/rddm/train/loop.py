@@ -128,8 +128,8 @@ def starting_model(config: TrainConfig):
     UNet starts fresh (its adapters too), normalised as ``model.unet_norm`` says; its output
     convolution starts at zero weights and the old one's bias, so the old model's noise prediction
     is kept where the old UNet's features had died (see ``unet_active`` in the log).
-    ``model.padding_mode`` sets how the RVAE's convolutions pad (see :mod:`rddm.model.padding`), a
-    folder's model's too.
+    ``model.padding_mode`` sets how the RVAE's convolutions pad (see :mod:`rddm.model.padding`),
+    ``model.unet_padding_mode`` the UNet's, a folder's model's too.
     """
     model = config.model
     if model.get("from_folder") and not model.get("reset_unet"):
@@ -137,6 +137,9 @@ def starting_model(config: TrainConfig):
         if model.get("padding_mode"):  # a folder's model can learn to pad another way
             use_padding(model["padding_mode"], pipeline.rvae)
             pipeline.info["padding_mode"] = model["padding_mode"]
+        if model.get("unet_padding_mode"):
+            use_padding(model["unet_padding_mode"], pipeline.unet)
+            pipeline.info["unet_padding_mode"] = model["unet_padding_mode"]
         return pipeline
     pipeline = _fresh(config)
     if model.get("from_folder"):
@@ -172,6 +175,7 @@ def _fresh(config: TrainConfig):
         timestep=model.get("timestep", 999),
         unet_norm=model.get("unet_norm"),
         padding_mode=model.get("padding_mode"),
+        unet_padding_mode=model.get("unet_padding_mode"),
     )
 
 
