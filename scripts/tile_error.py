@@ -7,7 +7,8 @@ UNet or decoder tiled alone, the others whole).
 
     python scripts/tile_error.py RAW PHOTO [--model rddm-tiny] [--unet-padding replicate]
 
-``--unet-padding`` pads the UNet's convolutions with the edge too (the models run with zeros there).
+``--unet-padding`` pads the UNet's convolutions as given instead of as the model's index says
+(``unet_padding_mode``; zeros without it).
 """
 
 from __future__ import annotations
@@ -108,10 +109,11 @@ def main() -> None:
     parser.add_argument("raw")
     parser.add_argument("photo")
     parser.add_argument("--model", default="rddm-tiny")
-    parser.add_argument("--unet-padding", default="zeros", choices=PADDING_MODES)
+    parser.add_argument("--unet-padding", choices=PADDING_MODES, help="instead of the model's own")
     args = parser.parse_args()
     pipeline = load_pipeline(args.model)
-    use_padding(args.unet_padding, pipeline.unet)
+    if args.unet_padding:
+        use_padding(args.unet_padding, pipeline.unet)
     tiled_against_whole(pipeline, read_raw(args.raw), Path(args.raw).name)
     with tempfile.TemporaryDirectory() as scratch:
         photo = read_raw(bench_raw(Path(scratch), "photo", 1024, 1024, source=args.photo))

@@ -4,7 +4,8 @@ The held-out crops of a training config (its last ``validation_images`` photos, 
 crops, all four patterns, at its validation ISO), both strength ends, neutral sRGB, as
 ``rddm train`` logs ``val_psnr_fidelity`` / ``val_psnr_restored``. With ``--padding`` each model
 is scored with its own padding and with each mode given for its RVAE (see ``rddm.model.padding``);
-``--unet-padding`` pads the UNet's convolutions too (zeros, as models run, unless given).
+``--unet-padding`` pads the UNet's convolutions as given instead of as the model's index says
+(``unet_padding_mode``; zeros without it).
 
     python scripts/validate_model.py --config rddm-tiny-saturated-2 rddm-tiny runs/x/model \
         [--padding zeros replicate] [--unet-padding replicate]
@@ -26,7 +27,7 @@ def main() -> None:
     parser.add_argument("models", nargs="+", help="model names or folders")
     parser.add_argument("--config", default="rddm-tiny", help="training config (its validation crops)")
     parser.add_argument("--padding", nargs="*", default=[], choices=PADDING_MODES)
-    parser.add_argument("--unet-padding", default="zeros", choices=PADDING_MODES)
+    parser.add_argument("--unet-padding", choices=PADDING_MODES, help="instead of the model's own")
     args = parser.parse_args()
     config = load_config(args.config)
     images = load_sources(config.data_dir, config.source_downscale_min_side)
@@ -34,12 +35,13 @@ def main() -> None:
     for model in args.models:
         pipeline = load_pipeline(model)
         own = pipeline.info.get("padding_mode", "zeros")
+        unet = args.unet_padding or pipeline.info.get("unet_padding_mode", "zeros")
+        use_padding(unet, pipeline.unet)
         for mode in [own, *[m for m in args.padding if m != own]]:
             use_padding(mode, pipeline.rvae)
-            use_padding(args.unet_padding, pipeline.unet)
             scores = validation_scores(RDDMTrainer(pipeline), batches)
             print(
-                f"{model} ({mode} padding, UNet {args.unet_padding}): "
+                f"{model} ({mode} padding, UNet {unet}): "
                 f"fidelity end {scores['val_psnr_fidelity']:.3f} dB, "
                 f"restored end {scores['val_psnr_restored']:.3f} dB"
             )

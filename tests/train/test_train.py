@@ -200,6 +200,11 @@ def test_shipped_configs_load():
     assert sixth.model["from_folder"] == "runs/rddm-tiny-saturated-4/model"
     assert sixth.model["rvae"] == tiny.model["rvae"] and sixth.model["padding_mode"] == "replicate"
     assert (sixth.seed, sixth.total_steps, sixth.stages[0].learning_rate) == (8, 3000, 1e-4)
+    seventh = load_config("rddm-tiny-saturated-6")  # steps 26100-30600, the UNet padding with the edge
+    assert seventh.model["from_folder"] == "runs/rddm-tiny-saturated-5/model"
+    assert seventh.model["rvae"] == tiny.model["rvae"] and seventh.model["unet"] == tiny.model["unet"]
+    assert (seventh.model["padding_mode"], seventh.model["unet_padding_mode"]) == ("replicate", "replicate")
+    assert (seventh.seed, seventh.total_steps, seventh.stages[0].learning_rate) == (10, 4500, 1.5e-4)
 
 
 def test_sd21_config_trains_at_reduced_widths(photos, tmp_path):
