@@ -64,7 +64,7 @@ def stages(pipeline, raw, size: int = 128, overlap: int = 64) -> None:
     pipeline.activate_adapter(raw.cfa_pattern)
     height, width = ((raw.cfa.shape[0] + 1) // 2) // 32 * 32, ((raw.cfa.shape[1] + 1) // 2) // 32 * 32
     planes = pipeline._area_planes(raw.cfa, raw.cfa_pattern, raw.wb_gains, (0, 0, height, width))[None]
-    pattern, f = raw.cfa_pattern, pipeline.tile_multiple
+    pattern, f = raw.cfa_pattern, pipeline.rvae.downscale // 2  # the latent's scale on the planes
     alpha = pipeline.scheduler.alphas_cumprod[pipeline.timestep]
     prompt = pipeline.null_prompt.expand(1, -1, -1)
 
@@ -77,7 +77,16 @@ def stages(pipeline, raw, size: int = 128, overlap: int = 64) -> None:
     latent, skip = pipeline.rvae.encode(planes)
     eps = unet(latent)
     whole = pipeline.rvae.decode(restored(latent, eps), skip, planes, pattern)
-    small = (height // f, width // f, size // f, overlap // f, 1, latent.shape[1])
+    # Latent tiles on the UNet's own grid, as the pipeline's (see RDDMPipeline.tile_multiple).
+    small = (
+        height // f,
+        width // f,
+        size // f,
+        overlap // f,
+        1,
+        latent.shape[1],
+        2**pipeline.unet.num_upsamplers,
+    )
 
     def encode_tile(t):
         return pipeline.rvae.encode(planes[..., t.top * f : t.bottom * f, t.left * f : t.right * f])[0]

@@ -30,8 +30,9 @@ def test_builds_offline_and_restores_tiled(sd21_base, tmp_path):
     torch.testing.assert_close(raw_in[:, 1], rgb[:, 1] / 2)
     torch.testing.assert_close(raw_in[:, 3], rgb[:, 2])
     torch.testing.assert_close(pipeline.rvae.decoder.conv_out.weight, vae.decoder.conv_out.weight)
-    out = pipeline(random_raw(96, 128, "GRBG"), 0.5, tile_size=32, tile_overlap=8)
-    assert out.shape == (96, 128, 3) and np.isfinite(out).all()
+    assert pipeline.tile_multiple == 32  # the latent's 4 packed px times the UNet's 3 downsamplings
+    out = pipeline(random_raw(192, 256, "GRBG"), 0.5, tile_size=64, tile_overlap=32)  # 2 x 3 tiles
+    assert out.shape == (192, 256, 3) and np.isfinite(out).all()
 
 
 def test_missing_parts_of_the_base_are_named(sd21_base, tmp_path):
