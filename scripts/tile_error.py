@@ -85,7 +85,7 @@ def stages(pipeline, raw, size: int = 128, overlap: int = 64) -> None:
         overlap // f,
         1,
         latent.shape[1],
-        2**pipeline.unet.num_upsamplers,
+        pipeline.tile_multiple // f,
     )
 
     def encode_tile(t):

@@ -62,6 +62,11 @@ def perturb_adapters(pipeline, seed: int = 0) -> None:
                     parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.05)
 
 
+def pad_modes(model) -> set[str]:
+    """How the padded 2-D convolutions of ``model`` pad (see rddm.model.padding)."""
+    return {m.padding_mode for m in model.modules() if isinstance(m, torch.nn.Conv2d) and max(m.padding) > 0}
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """A tiny random model with all four adapters, written to a folder by save_pretrained."""

@@ -13,7 +13,7 @@ from rddm.model import Cancelled, RDDMPipeline
 from rddm.model.norm import AffineNorm, PixelGroupNorm, use_norm
 from rddm.model.registry import load_pipeline
 from rddm.raw import CFA_PATTERNS
-from tests.conftest import random_raw
+from tests.conftest import pad_modes, random_raw
 
 
 @pytest.mark.parametrize("pattern", CFA_PATTERNS)
@@ -294,12 +294,8 @@ def test_edge_padding_is_kept_in_the_folder_and_regions_stay_exact(tmp_path, mod
     zeros, padded = load_pipeline(tmp_path / "zeros"), load_pipeline(tmp_path / mode)
     assert padded.info["padding_mode"] == mode and "padding_mode" not in zeros.info
 
-    def modes(model):
-        convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and max(m.padding) > 0]
-        return {m.padding_mode for m in convs}
-
-    assert modes(padded.rvae) == {mode}
-    assert modes(padded.unet) == {"zeros"}  # the UNet keeps zeros (see rddm.model.padding)
+    assert pad_modes(padded.rvae) == {mode}
+    assert pad_modes(padded.unet) == {"zeros"}  # the UNet keeps zeros without unet_padding_mode
     lora = [m for name, m in padded.rvae.named_modules() if name.endswith("lora_A.rggb")]
     assert lora and all(m.padding_mode == mode for m in lora if max(m.padding) > 0)
     raw = random_raw(130, 170, "GRBG")
@@ -331,13 +327,8 @@ def test_the_unets_edge_padding_is_kept_in_the_folder_and_regions_stay_exact(tmp
     zeros, padded = load_pipeline(tmp_path / "zeros"), load_pipeline(tmp_path / "unet")
     assert padded.info["unet_padding_mode"] == "replicate" and "unet_padding_mode" not in zeros.info
 
-    def modes(model):
-        return {
-            m.padding_mode for m in model.modules() if isinstance(m, torch.nn.Conv2d) and max(m.padding) > 0
-        }
-
-    assert modes(padded.unet) == {"replicate"} and modes(zeros.unet) == {"zeros"}
-    assert modes(padded.rvae) == modes(zeros.rvae) == {"replicate"}
+    assert pad_modes(padded.unet) == {"replicate"} and pad_modes(zeros.unet) == {"zeros"}
+    assert pad_modes(padded.rvae) == pad_modes(zeros.rvae) == {"replicate"}
     lora = [m for name, m in padded.unet.named_modules() if name.endswith("lora_A.rggb")]
     assert any(isinstance(m, torch.nn.Conv2d) and max(m.padding) > 0 for m in lora)
     assert all(

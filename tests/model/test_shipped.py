@@ -8,7 +8,7 @@ import pytest
 from rddm.model.registry import DEFAULT_MODEL, MODELS_DIR, load_pipeline
 from rddm.raw import read_raw
 from rddm.raw.cfa import color_index_map
-from tests.conftest import shared_data
+from tests.conftest import pad_modes, shared_data
 
 
 @pytest.fixture(scope="module")
@@ -56,12 +56,8 @@ def test_shipped_convolutions_pad_with_the_edge(shipped):
     """Zero padding made the tile edges of the step-12000 weights visible at the default tiling
     (1.75e-2, 19 sRGB levels on kodim05 at 256/32); the model index asks for edge padding, in the
     RVAE and (trained with it from step 26100 on) in the UNet."""
-    import torch
-
     assert shipped.info["padding_mode"] == shipped.info["unet_padding_mode"] == "replicate"
-    for model in (shipped.rvae, shipped.unet):
-        padded = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and max(m.padding) > 0]
-        assert padded and {m.padding_mode for m in padded} == {"replicate"}
+    assert pad_modes(shipped.rvae) == pad_modes(shipped.unet) == {"replicate"}
 
 
 def test_a_region_decodes_only_near_itself_and_equals_the_full_restore(shipped):

@@ -16,6 +16,7 @@ from rddm.train.config import CONFIG_DIR, Stage, TrainConfig, load_config
 from rddm.train.data import PairBatches, load_sources
 from rddm.train.loop import RDDMTrainer, TrainingDiverged, starting_model, train, trainable_parameters
 from rddm.train.losses import restoration_loss
+from tests.conftest import pad_modes
 
 MINI_MODEL = {
     "rvae": {
@@ -377,36 +378,25 @@ def test_the_config_sets_how_convolutions_pad_a_folders_model_too(photos, tmp_pa
     folder = train(config, tmp_path / "fresh", progress=False)
     trained = load_pipeline(folder)
     assert trained.info["padding_mode"] == "replicate"
-    modes = {
-        m.padding_mode for m in trained.rvae.modules() if isinstance(m, torch.nn.Conv2d) and max(m.padding)
-    }
-    assert modes == {"replicate"}
+    assert pad_modes(trained.rvae) == {"replicate"}
     again = starting_model(
         dataclasses.replace(
             config, model={**MINI_MODEL, "from_folder": str(folder), "padding_mode": "reflect"}
         )
     )
     assert again.info["padding_mode"] == "reflect"
-    assert {
-        m.padding_mode for m in again.rvae.modules() if isinstance(m, torch.nn.Conv2d) and max(m.padding)
-    } == {"reflect"}
-    assert {
-        m.padding_mode for m in again.unet.modules() if isinstance(m, torch.nn.Conv2d) and max(m.padding)
-    } == {"zeros"}
+    assert pad_modes(again.rvae) == {"reflect"}
+    assert pad_modes(again.unet) == {"zeros"}
     unet = starting_model(
         dataclasses.replace(
             config, model={**MINI_MODEL, "from_folder": str(folder), "unet_padding_mode": "replicate"}
         )
     )
     assert unet.info["unet_padding_mode"] == "replicate" and unet.info["padding_mode"] == "replicate"
-    assert {
-        m.padding_mode for m in unet.unet.modules() if isinstance(m, torch.nn.Conv2d) and max(m.padding)
-    } == {"replicate"}
+    assert pad_modes(unet.unet) == {"replicate"}
     fresh = starting_model(dataclasses.replace(config, model={**MINI_MODEL, "unet_padding_mode": "reflect"}))
     assert fresh.info["unet_padding_mode"] == "reflect" and "padding_mode" not in fresh.info
-    assert {
-        m.padding_mode for m in fresh.unet.modules() if isinstance(m, torch.nn.Conv2d) and max(m.padding)
-    } == {"reflect"}
+    assert pad_modes(fresh.unet) == {"reflect"}
     with pytest.raises(ValueError, match="padding_mode must be one of"):
         starting_model(dataclasses.replace(config, model={**MINI_MODEL, "padding_mode": "circular"}))
 
