@@ -206,6 +206,12 @@ def test_shipped_configs_load():
     assert seventh.model["rvae"] == tiny.model["rvae"] and seventh.model["unet"] == tiny.model["unet"]
     assert (seventh.model["padding_mode"], seventh.model["unet_padding_mode"]) == ("replicate", "replicate")
     assert (seventh.seed, seventh.total_steps, seventh.stages[0].learning_rate) == (10, 4500, 1.5e-4)
+    eighth = load_config("rddm-tiny-saturated-7")  # steps 30600-36100, a restart at 2e-4
+    assert eighth.model["from_folder"] == "runs/rddm-tiny-saturated-6/model"
+    assert {k: v for k, v in eighth.model.items() if k != "from_folder"} == {
+        k: v for k, v in seventh.model.items() if k != "from_folder"
+    }
+    assert (eighth.seed, eighth.total_steps, eighth.stages[0].learning_rate) == (12, 5500, 2e-4)
 
 
 def test_sd21_config_trains_at_reduced_widths(photos, tmp_path):
