@@ -6,6 +6,7 @@ tile sizes and overlaps (packed pixels), and which stage's tile edges make the e
 UNet or decoder tiled alone, the others whole).
 
     python scripts/tile_error.py RAW PHOTO [--model rddm-tiny] [--unet-padding replicate]
+        [--tiles 128/64 256/32 256/64]
 
 ``--unet-padding`` pads the UNet's convolutions as given instead of as the model's index says
 (``unet_padding_mode``; zeros without it).
@@ -30,12 +31,12 @@ from rddm.raw import read_raw
 SETTINGS = [(128, 64), (256, 32), (256, 64)]
 
 
-def tiled_against_whole(pipeline, raw, name: str) -> None:
+def tiled_against_whole(pipeline, raw, name: str, settings=SETTINGS) -> None:
     packed = max((raw.cfa.shape[0] + 1) // 2, (raw.cfa.shape[1] + 1) // 2)
     whole_tile = -(-packed // pipeline.tile_multiple) * pipeline.tile_multiple
     whole = pipeline(raw, 0.5, tile_size=whole_tile, tile_overlap=0)
     whole_srgb = render_srgb(whole, raw.xyz_to_cam)
-    for size, overlap in SETTINGS:
+    for size, overlap in settings:
         tiled = pipeline(raw, 0.5, tile_size=size, tile_overlap=overlap)
         error = np.abs(tiled - whole)
         # What a viewer sees: the neutral sRGB renderings' difference in 8-bit levels.
@@ -119,14 +120,18 @@ def main() -> None:
     parser.add_argument("photo")
     parser.add_argument("--model", default="rddm-tiny")
     parser.add_argument("--unet-padding", choices=PADDING_MODES, help="instead of the model's own")
+    parser.add_argument(
+        "--tiles", nargs="+", default=[f"{size}/{overlap}" for size, overlap in SETTINGS], help="SIZE/OVERLAP"
+    )
     args = parser.parse_args()
+    settings = [tuple(int(part) for part in tiles.split("/")) for tiles in args.tiles]
     pipeline = load_pipeline(args.model)
     if args.unet_padding:
         use_padding(args.unet_padding, pipeline.unet)
-    tiled_against_whole(pipeline, read_raw(args.raw), Path(args.raw).name)
+    tiled_against_whole(pipeline, read_raw(args.raw), Path(args.raw).name, settings)
     with tempfile.TemporaryDirectory() as scratch:
         photo = read_raw(bench_raw(Path(scratch), "photo", 1024, 1024, source=args.photo))
-    tiled_against_whole(pipeline, photo, f"{Path(args.photo).name} 1024x1024 ISO 3200")
+    tiled_against_whole(pipeline, photo, f"{Path(args.photo).name} 1024x1024 ISO 3200", settings)
     stages(pipeline, photo)
 
 
