@@ -2,6 +2,8 @@
 file at 256 packed pixels per tile, overlapping by each of ``--overlaps`` (packed pixels), the
 variants interleaved so that load on a shared machine hits them all; and the largest difference
 between the whole restores. The CLI and the engine use 256/32 (rddm.restore.packed_tiling).
+First, without the model: how many tiles a 512 px region touches on the 12 MP file's grid, over 400
+random positions (a region's time follows that count, so a few fixed positions can mislead).
 
     python scripts/overlap_cost.py [--model rddm-tiny] [--overlaps 32 48] [--repeats 6]
 """
@@ -12,12 +14,14 @@ import argparse
 import statistics
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from rddm.evaluate.bench import SIZES, bench_raw
 from rddm.model.registry import load_pipeline
+from rddm.model.tiling import tile_grid, tiles_touching
 from rddm.raw import read_raw
 
 
@@ -27,7 +31,19 @@ def main() -> None:
     parser.add_argument("--overlaps", type=int, nargs="+", default=[32, 48])
     parser.add_argument("--repeats", type=int, default=6)
     args = parser.parse_args()
+    if args.repeats < 2:
+        parser.error("--repeats must be at least 2 (the first region of each overlap warms up)")
     pipeline = load_pipeline(args.model)
+    rng = np.random.default_rng(0)
+    width, height = SIZES["12MP"]
+    corners = [(int(rng.integers(0, height - 512)), int(rng.integers(0, width - 512))) for _ in range(400)]
+    for overlap in args.overlaps:
+        grid = tile_grid(height // 2, width // 2, 256, overlap, pipeline.tile_multiple)
+        counts = [
+            len(tiles_touching(grid, y // 2, x // 2, (y + 512) // 2, (x + 512) // 2)) for y, x in corners
+        ]
+        spread = dict(sorted(Counter(counts).items()))
+        print(f"512 px region, 256/{overlap}: {np.mean(counts):.2f} tiles, mean ({spread})")
     with tempfile.TemporaryDirectory() as scratch:
         raw = read_raw(bench_raw(Path(scratch), "12MP", *SIZES["12MP"]))
     region = {overlap: [] for overlap in args.overlaps}
