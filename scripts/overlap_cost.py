@@ -25,6 +25,11 @@ from rddm.model.tiling import tile_grid, tiles_touching
 from rddm.raw import read_raw
 
 
+def touched(grid, x: int, y: int, side: int = 512) -> int:
+    """How many tiles of ``grid`` (packed) a ``side`` px region at full-resolution (x, y) touches."""
+    return len(tiles_touching(grid, y // 2, x // 2, (y + side) // 2, (x + side) // 2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="rddm-tiny")
@@ -39,23 +44,26 @@ def main() -> None:
     corners = [(int(rng.integers(0, height - 512)), int(rng.integers(0, width - 512))) for _ in range(400)]
     for overlap in args.overlaps:
         grid = tile_grid(height // 2, width // 2, 256, overlap, pipeline.tile_multiple)
-        counts = [
-            len(tiles_touching(grid, y // 2, x // 2, (y + 512) // 2, (x + 512) // 2)) for y, x in corners
-        ]
+        counts = [touched(grid, x, y) for y, x in corners]
         spread = dict(sorted(Counter(counts).items()))
         print(f"512 px region, 256/{overlap}: {np.mean(counts):.2f} tiles, mean ({spread})")
     with tempfile.TemporaryDirectory() as scratch:
         raw = read_raw(bench_raw(Path(scratch), "12MP", *SIZES["12MP"]))
     region = {overlap: [] for overlap in args.overlaps}
-    for index in range(args.repeats):
-        roi = (300 + 512 * index, 1200, 512, 512)
+    rois = [(300 + 512 * index, 1200, 512, 512) for index in range(args.repeats)]
+    for roi in rois:
         for overlap in args.overlaps:
             started = time.perf_counter()
             pipeline.restore_ends(raw, roi=roi, tile_size=256, tile_overlap=overlap)
             region[overlap].append(time.perf_counter() - started)
     for overlap, seconds in region.items():
+        grid = tile_grid(height // 2, width // 2, 256, overlap, pipeline.tile_multiple)
+        counts = [touched(grid, x, y, side) for x, y, side, _ in rois]
         # The first region of each pays for warming up, as in `rddm bench`.
-        print(f"512 px region, 256/{overlap}: median {statistics.median(seconds[1:]):.3f} s")
+        print(
+            f"512 px region, 256/{overlap}: median {statistics.median(seconds[1:]):.3f} s"
+            f" (these regions touch {counts} tiles)"
+        )
     whole = {}
     for overlap in args.overlaps:
         started = time.perf_counter()
