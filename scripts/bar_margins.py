@@ -17,9 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from rddm.evaluate.run import best_classical
-
-LEVELS = ("none", "low", "mid", "high")
-PATTERNS = ("RGGB", "BGGR", "GRBG", "GBRG")
+from rddm.raw.cfa import CFA_PATTERNS
+from rddm.synth.noise import NOISE_LEVELS
 
 
 def main() -> None:
@@ -45,20 +44,22 @@ def main() -> None:
         print(dataset)
         for model in args.models:
             method = f"{model} s=0.5"
-            psnr = " / ".join(f"{mean(rows, dataset, method, level):.2f}" for level in LEVELS)
-            lpips = " / ".join(f"{mean(rows, dataset, method, level, key='stlpips'):.3f}" for level in LEVELS)
+            psnr = " / ".join(f"{mean(rows, dataset, method, level):.2f}" for level in NOISE_LEVELS)
+            lpips = " / ".join(
+                f"{mean(rows, dataset, method, level, key='stlpips'):.3f}" for level in NOISE_LEVELS
+            )
             print(f"  {method}: PSNR {psnr}; ST-LPIPS {lpips}")
-            for level in LEVELS:
+            for level in NOISE_LEVELS:
                 margins = [
                     mean(rows, dataset, method, level, pattern)
                     - max(mean(chosen, dataset, chain, level, pattern) for chain in chains)
-                    for pattern in PATTERNS
+                    for pattern in CFA_PATTERNS
                 ]
                 print(f"    {level}: per pattern vs best chain {min(margins):+.2f}..{max(margins):+.2f}")
         for chain in chains:
-            psnr = " / ".join(f"{mean(chosen, dataset, chain, level):.2f}" for level in LEVELS)
+            psnr = " / ".join(f"{mean(chosen, dataset, chain, level):.2f}" for level in NOISE_LEVELS)
             lpips = " / ".join(
-                f"{mean(chosen, dataset, chain, level, key='stlpips'):.3f}" for level in LEVELS
+                f"{mean(chosen, dataset, chain, level, key='stlpips'):.3f}" for level in NOISE_LEVELS
             )
             print(f"  {chain}: PSNR {psnr}; ST-LPIPS {lpips}")
 
