@@ -169,7 +169,10 @@ def main() -> None:
         result = {"size": f"{big[0]}x{big[1]}"}
         for name in [d for d in dtypes if d != "fp32"] or ["fp32"]:
             pipeline = tiny(name)
-            pipeline.restore_ends(raw, roi=(0, 0, 512, 512), tile_size=256, tile_overlap=32)  # warm-up
+            from rddm.restore import packed_tiling
+
+            tile_size, overlap = packed_tiling(pipeline)  # the engine's region tiling; then a warm-up
+            pipeline.restore_ends(raw, roi=(0, 0, 512, 512), tile_size=tile_size, tile_overlap=overlap)
             for tile in (256, 512, 1024):
                 reset_peak(device)
                 sync(device)
@@ -187,7 +190,7 @@ def main() -> None:
                     roi = (64 * index, 64, 512, 512)
                 sync(device)
                 began = time.perf_counter()
-                ends = pipeline.restore_ends(raw, roi=roi, tile_size=256, tile_overlap=32)
+                ends = pipeline.restore_ends(raw, roi=roi, tile_size=tile_size, tile_overlap=overlap)
                 sync(device)
                 new_roi.append(time.perf_counter() - began)
                 for strength in (0.1, 0.35, 0.6, 0.85):

@@ -1,7 +1,8 @@
 """What a larger tile overlap costs: 512x512 region restores and whole 12 MP restores of the bench's
 file at 256 packed pixels per tile, overlapping by each of ``--overlaps`` (packed pixels), the
 variants interleaved so that load on a shared machine hits them all; and the largest difference
-between the whole restores. The CLI and the engine use 256/32 (rddm.restore.packed_tiling).
+between the whole restores. The CLI and the engine use 256/48 (rddm.restore.packed_tiling; 256/32
+before the step-44100 weights).
 First, without the model: how many tiles a 512 px region touches on the 12 MP file's grid, over 400
 random positions (a region's time follows that count, so a few fixed positions can mislead).
 

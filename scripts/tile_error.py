@@ -6,7 +6,9 @@ tile sizes and overlaps (packed pixels), and which stage's tile edges make the e
 UNet or decoder tiled alone, the others whole).
 
     python scripts/tile_error.py RAW PHOTO [--model rddm-tiny] [--unet-padding replicate]
-        [--tiles 128/64 256/32 256/64]
+        [--tiles 128/64 256/32 256/48 256/64]
+
+256/48 is what the CLI and the engine use (rddm.restore.packed_tiling).
 
 ``--unet-padding`` pads the UNet's convolutions as given instead of as the model's index says
 (``unet_padding_mode``; zeros without it).
@@ -28,7 +30,7 @@ from rddm.model.registry import load_pipeline
 from rddm.model.tiling import feather, tile_grid
 from rddm.raw import read_raw
 
-SETTINGS = [(128, 64), (256, 32), (256, 64)]
+SETTINGS = [(128, 64), (256, 32), (256, 48), (256, 64)]
 
 
 def tiled_against_whole(pipeline, raw, name: str, settings=SETTINGS) -> None:

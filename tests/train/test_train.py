@@ -212,7 +212,7 @@ def test_shipped_configs_load():
         k: v for k, v in seventh.model.items() if k != "from_folder"
     }
     assert (eighth.seed, eighth.total_steps, eighth.stages[0].learning_rate) == (12, 5500, 2e-4)
-    ninth = load_config("rddm-tiny-saturated-8")  # trained, not shipped yet (tile seams; see its header)
+    ninth = load_config("rddm-tiny-saturated-8")  # steps 36100-44100, shipped with tile overlap 48
     assert ninth.model["from_folder"] == "runs/rddm-tiny-saturated-7/model"
     assert {k: v for k, v in ninth.model.items() if k != "from_folder"} == {
         k: v for k, v in eighth.model.items() if k != "from_folder"

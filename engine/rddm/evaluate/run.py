@@ -26,6 +26,7 @@ from skimage.metrics import structural_similarity
 from rddm.color import render_srgb
 from rddm.evaluate.baselines import classical_candidates
 from rddm.raw import CFA_PATTERNS, RawImage
+from rddm.restore import packed_tiling
 from rddm.synth import SynthConfig, pair_rng, synthesize_pair
 from rddm.synth.dataset import list_images, read_srgb
 from rddm.synth.noise import NOISE_LEVELS, reference_noise
@@ -88,6 +89,12 @@ def scores(prediction: np.ndarray, reference: np.ndarray) -> dict:
 @torch.no_grad()
 def _stlpips_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(_stlpips()(a * 2 - 1, b * 2 - 1))
+
+
+def _tiling(pipeline) -> dict:
+    """The CLI's and engine's tiles (rddm.restore.packed_tiling), so a score is what a user gets."""
+    tile_size, tile_overlap = packed_tiling(pipeline)
+    return {"tile_size": tile_size, "tile_overlap": tile_overlap}
 
 
 def _centre_crop(image: np.ndarray, size: int | None) -> np.ndarray:
@@ -178,7 +185,7 @@ def evaluate(
             cfa=pair.lq_cfa, cfa_pattern=pattern, wb_gains=pair.wb_gains, xyz_to_cam=pair.xyz_to_cam
         )
         for label, pipeline in models.items():
-            ends = pipeline.restore_ends(raw, tile_size=256, tile_overlap=32)
+            ends = pipeline.restore_ends(raw, **_tiling(pipeline))
             for strength in settings.strengths:
                 rendered = render_srgb(ends.blend(strength), pair.xyz_to_cam)
                 rows.append({**base, "method": f"{label} s={strength:g}", **scores(rendered, reference)})
@@ -415,7 +422,7 @@ def crop_mosaic(models: dict, settings: EvalSettings, out: Path, size: int = 96)
     panels = {"target": render_srgb(pair.hq, pair.xyz_to_cam)}
     raw = RawImage(cfa=pair.lq_cfa, cfa_pattern=pattern, wb_gains=pair.wb_gains, xyz_to_cam=pair.xyz_to_cam)
     for label, pipeline in models.items():
-        ends = pipeline.restore_ends(raw, tile_size=256, tile_overlap=32)
+        ends = pipeline.restore_ends(raw, **_tiling(pipeline))
         for strength in settings.strengths:
             panels[f"{label} s={strength:g}"] = render_srgb(ends.blend(strength), pair.xyz_to_cam)
     chains = classical_chains(settings)
