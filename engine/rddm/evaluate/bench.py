@@ -109,7 +109,7 @@ def bench_files(model: str, folder: Path, sizes: dict, extra: tuple[str, ...] = 
     return rows
 
 
-def bench_roi(model: str, folder: Path, repeats: int = 9) -> dict:
+def bench_roi(model: str, folder: Path, repeats: int = 24) -> dict:
     """New 512x512 regions (both strength ends) and strength changes on them (blend + render), at
     the engine's tiling (rddm.restore.packed_tiling). A region's time follows how many tiles it
     touches (4, 6 or 9), so the regions sit at ``repeats`` seeded random positions: the mean is what
