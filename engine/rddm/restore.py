@@ -11,14 +11,14 @@ from pathlib import Path
 from rddm.errors import OutputError
 from rddm.io.atomic import next_free_path
 from rddm.io.images import FORMAT_SUFFIXES, SUPPORTED_FORMATS, write_output
-from rddm.model.pipeline import RDDMPipeline
+from rddm.model.pipeline import TILE_OVERLAP, TILE_SIZE, RDDMPipeline
 from rddm.raw import read_raw
 
 # Full-resolution pixels; a tile of 512 is 256 x 256 packed planes, overlapping by 48 of them. An
 # overlap of 32 kept the step-36100 weights within the tile-seam bound (tests/model/test_shipped.py)
 # but not the step-44100 ones (1.10e-3 on DSC_1339); 48 gives 6.8e-4 there (see the README).
-DEFAULT_TILE = 512
-DEFAULT_OVERLAP = 96
+DEFAULT_TILE = 2 * TILE_SIZE
+DEFAULT_OVERLAP = 2 * TILE_OVERLAP
 
 
 def output_path(source: Path, out_dir: Path | None, fmt: str, *, overwrite: bool) -> Path:

@@ -32,6 +32,10 @@ from rddm.raw.reader import RawImage
 
 # A 2x2 block whose four values all reach this is clipped in the RAW: it renders neutral white.
 CLIPPED = 0.995
+# Packed pixels: the tiles of a restore given none (the CLI and the engine pass theirs,
+# rddm.restore.packed_tiling, which come to the same for rddm-tiny).
+TILE_SIZE = 256
+TILE_OVERLAP = 48
 
 
 class Cancelled(RddmError):
@@ -341,8 +345,8 @@ class RDDMPipeline:
         raw: RawImage,
         *,
         roi: tuple[int, int, int, int] | None = None,
-        tile_size: int = 256,
-        tile_overlap: int = 48,
+        tile_size: int = TILE_SIZE,
+        tile_overlap: int = TILE_OVERLAP,
         progress: Callable[[int, int], None] | None = None,
         cancel: threading.Event | None = None,
         device_lock: contextlib.AbstractContextManager | None = None,
@@ -547,8 +551,8 @@ class RDDMPipeline:
         strength: float = 0.5,
         *,
         roi: tuple[int, int, int, int] | None = None,
-        tile_size: int = 256,
-        tile_overlap: int = 48,
+        tile_size: int = TILE_SIZE,
+        tile_overlap: int = TILE_OVERLAP,
         progress: Callable[[int, int], None] | None = None,
         cancel: threading.Event | None = None,
         device_lock: contextlib.AbstractContextManager | None = None,
