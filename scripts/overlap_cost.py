@@ -20,15 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rddm.evaluate.bench import SIZES, bench_raw
+from rddm.evaluate.bench import SIZES, bench_raw, region_tiles
 from rddm.model.registry import load_pipeline
-from rddm.model.tiling import tile_grid, tiles_touching
+from rddm.model.tiling import tile_grid
 from rddm.raw import read_raw
-
-
-def touched(grid, x: int, y: int, side: int = 512) -> int:
-    """How many tiles of ``grid`` (packed) a ``side`` px region at full-resolution (x, y) touches."""
-    return len(tiles_touching(grid, y // 2, x // 2, (y + side) // 2, (x + side) // 2))
 
 
 def main() -> None:
@@ -45,7 +40,7 @@ def main() -> None:
     corners = [(int(rng.integers(0, height - 512)), int(rng.integers(0, width - 512))) for _ in range(400)]
     for overlap in args.overlaps:
         grid = tile_grid(height // 2, width // 2, 256, overlap, pipeline.tile_multiple)
-        counts = [touched(grid, x, y) for y, x in corners]
+        counts = [region_tiles(grid, x, y) for y, x in corners]
         spread = dict(sorted(Counter(counts).items()))
         print(f"512 px region, 256/{overlap}: {np.mean(counts):.2f} tiles, mean ({spread})")
     with tempfile.TemporaryDirectory() as scratch:
@@ -60,7 +55,7 @@ def main() -> None:
             region[overlap].append(time.perf_counter() - started)
     for overlap, seconds in region.items():
         grid = tile_grid(height // 2, width // 2, 256, overlap, pipeline.tile_multiple)
-        counts = [touched(grid, x, y, side) for x, y, side, _ in rois]
+        counts = [region_tiles(grid, x, y, side) for x, y, side, _ in rois]
         # The first region of each pays for warming up, as in `rddm bench`.
         print(
             f"512 px region, 256/{overlap}: mean {statistics.mean(seconds[1:]):.3f} s, slowest"

@@ -109,6 +109,13 @@ def bench_files(model: str, folder: Path, sizes: dict, extra: tuple[str, ...] = 
     return rows
 
 
+def region_tiles(grid, x: int, y: int, side: int = 512) -> int:
+    """How many tiles of ``grid`` (packed pixels) a ``side`` px region at full-resolution (x, y) touches."""
+    from rddm.model.tiling import tiles_touching
+
+    return len(tiles_touching(grid, y // 2, x // 2, (y + side) // 2, (x + side) // 2))
+
+
 def bench_roi(model: str, folder: Path, repeats: int = 24) -> dict:
     """New 512x512 regions (both strength ends) and strength changes on them (blend + render), at
     the engine's tiling (rddm.restore.packed_tiling). A region's time follows how many tiles it
@@ -116,7 +123,7 @@ def bench_roi(model: str, folder: Path, repeats: int = 24) -> dict:
     a user clicking around waits, the slowest what they wait at worst. The first region warms up."""
     from rddm.color import render_srgb
     from rddm.model.registry import load_pipeline
-    from rddm.model.tiling import tile_grid, tiles_touching
+    from rddm.model.tiling import tile_grid
     from rddm.raw import read_raw
     from rddm.restore import packed_tiling
 
@@ -128,7 +135,7 @@ def bench_roi(model: str, folder: Path, repeats: int = 24) -> dict:
     new_roi, change, tiles = [], [], []
     for _ in range(repeats + 1):
         x, y = int(rng.integers(0, raw.width - 512)), int(rng.integers(0, raw.height - 512))
-        tiles.append(len(tiles_touching(grid, y // 2, x // 2, (y + 512) // 2, (x + 512) // 2)))
+        tiles.append(region_tiles(grid, x, y))
         started = time.perf_counter()
         ends = pipeline.restore_ends(raw, roi=(x, y, 512, 512), tile_size=tile_size, tile_overlap=overlap)
         new_roi.append(time.perf_counter() - started)
