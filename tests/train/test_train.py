@@ -219,6 +219,13 @@ def test_shipped_configs_load():
     }
     assert (ninth.seed, ninth.total_steps, ninth.stages[0].learning_rate) == (13, 8000, 2e-4)
     assert ninth.threads == 2
+    tenth = load_config("rddm-tiny-saturated-9")  # trained candidate for 44100-49600, not shipped yet
+    assert tenth.model["from_folder"] == "runs/rddm-tiny-saturated-8/model"
+    assert {k: v for k, v in tenth.model.items() if k != "from_folder"} == {
+        k: v for k, v in ninth.model.items() if k != "from_folder"
+    }
+    assert (tenth.seed, tenth.total_steps, tenth.stages[0].learning_rate) == (17, 5500, 2e-4)
+    assert tenth.threads == 2
 
 
 def test_sd21_config_trains_at_reduced_widths(photos, tmp_path):
