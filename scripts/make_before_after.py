@@ -31,6 +31,7 @@ def ahd_region(path: str, raw, region: tuple[int, int, int, int]) -> np.ndarray:
             user_wb=[1.0, 1.0, 1.0, 1.0],
             output_bps=16,
             user_flip=0,
+            adjust_maximum_thr=0.0,  # keep the file's white level (LibRaw's default may raise it)
         )
     x, y, width, height = region
     camera = rgb[y : y + height, x : x + width].astype(np.float32) / 65535.0

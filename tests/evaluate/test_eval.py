@@ -205,3 +205,17 @@ def test_scores_of_identical_and_noisy_images():
     assert 15 < noisy_scores["psnr"] < 25
     assert noisy_scores["stlpips"] > slight_scores["stlpips"] > 0
     assert noisy_scores["haarpsi"] < slight_scores["haarpsi"]
+
+
+def test_libraw_keeps_the_mosaics_white_level_when_its_data_come_near_it():
+    """LibRaw's default takes the data's maximum as white once it passes 0.75 of the white level,
+    brightening the whole picture (it cost the classical rows ~6 dB on such pairs until 2026-11-30)."""
+    from rddm.evaluate.baselines import libraw_demosaic
+
+    xyz_to_cam = np.array([[0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.05, 0.15, 0.8]])
+    cfa = np.full((64, 64), 0.4, np.float32)
+    cfa[30:34, 30:34] = 0.9  # a highlight past 0.75 of white
+    for algorithm in ("ahd", "dht"):
+        rgb = libraw_demosaic(cfa, "RGGB", (1.0, 1.0, 1.0), xyz_to_cam, algorithm)
+        flat = rgb[:16, :16]
+        np.testing.assert_allclose(flat, 0.4, atol=2e-3)
