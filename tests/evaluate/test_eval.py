@@ -159,6 +159,27 @@ def test_eval_reuses_classical_rows_and_ablates_adapters(tiny_model_dir, tmp_pat
     assert other.stderr.strip().splitlines() == [
         f"error: {earlier}: made with other settings (levels); run without it"
     ]
+    # A results.json of the LibRaw call before its white-level fix lends only darktable's rows.
+    stale = json.loads(earlier.read_text())
+    assert stale.pop("libraw_rows") == 2
+    for row in stale["rows"]:
+        if "denoise" in row and not row["method"].startswith("darktable"):
+            row["psnr"] = -1.0
+    (tmp_path / "stale.json").write_text(json.dumps(stale))
+    fourth = run(
+        tmp_path / "e",
+        "--levels",
+        "none",
+        "high",
+        "--denoisers",
+        "nlm",
+        "--classical-from",
+        str(tmp_path / "stale.json"),
+        *darktable,
+    )
+    assert fourth.returncode == 0, fourth.stderr
+    rows_e = json.loads((tmp_path / "e" / "results.json").read_text())["rows"]
+    assert classical(rows_e) == classical(rows_a)
 
 
 def test_eval_on_the_usual_protocols_srgb_mosaics(tiny_model_dir, tmp_path):

@@ -119,6 +119,9 @@ def _pair(image, level: str, pattern: str, seed: int, keys, mosaic: str = "camer
 _CLASSICAL_KEYS = ("datasets", "levels", "patterns", "images", "crop", "demosaics", "seed", "mosaic")
 # (darktable's rows are reused when the earlier run has them, and computed otherwise; so are the
 # rows of a denoiser the earlier run did not have.)
+# The LibRaw call's version, written into results.json: rows of another version are not reused.
+# 2: LibRaw keeps the DNG's white level (2026-11-30; version 1, unmarked, let LibRaw raise it).
+LIBRAW_ROWS_VERSION = 2
 
 
 def load_classical(path: str | Path, settings: EvalSettings) -> dict:
@@ -126,7 +129,8 @@ def load_classical(path: str | Path, settings: EvalSettings) -> dict:
     (dataset, image, level, pattern): the chains are deterministic, so a model's evaluation need
     not run them again. Rows of denoisers ``settings`` does not ask for are left out; those it asks
     for and the earlier run lacks are computed by :func:`evaluate`. Raises ValueError when the
-    earlier run's pairs differ."""
+    earlier run's pairs differ. The LibRaw rows of a file made by another version of the LibRaw call
+    (:data:`LIBRAW_ROWS_VERSION`) are left out too, and so computed again."""
     try:
         earlier = json.loads(Path(path).read_text(encoding="utf-8"))
         old = earlier["settings"]
@@ -137,7 +141,7 @@ def load_classical(path: str | Path, settings: EvalSettings) -> dict:
     if differ:
         raise ValueError(f"{path}: made with other settings ({', '.join(differ)}); run without it")
     cache = defaultdict(list)
-    wanted = set(classical_chains(settings))
+    wanted = set(classical_chains(settings)) if earlier.get("libraw_rows") == LIBRAW_ROWS_VERSION else set()
     for row in earlier.get("rows", []):
         if "denoise" not in row:
             continue
@@ -368,7 +372,11 @@ def write_report(rows: list[dict], settings: EvalSettings, out: Path, command: s
                 )
         lines.append("")
     (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
-    (out / "results.json").write_text(json.dumps({"settings": dataclasses.asdict(settings), "rows": rows}))
+    (out / "results.json").write_text(
+        json.dumps(
+            {"settings": dataclasses.asdict(settings), "libraw_rows": LIBRAW_ROWS_VERSION, "rows": rows}
+        )
+    )
     _plot(summary, methods, settings, out / "psnr_vs_noise.png")
     return out / "report.md"
 
