@@ -219,7 +219,7 @@ def test_shipped_configs_load():
     }
     assert (ninth.seed, ninth.total_steps, ninth.stages[0].learning_rate) == (13, 8000, 2e-4)
     assert ninth.threads == 2
-    tenth = load_config("rddm-tiny-saturated-9")  # trained candidate for 44100-49600, not shipped yet
+    tenth = load_config("rddm-tiny-saturated-9")  # shipped: steps 44100-49600
     assert tenth.model["from_folder"] == "runs/rddm-tiny-saturated-8/model"
     assert {k: v for k, v in tenth.model.items() if k != "from_folder"} == {
         k: v for k, v in ninth.model.items() if k != "from_folder"
