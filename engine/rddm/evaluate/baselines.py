@@ -32,7 +32,7 @@ def libraw_demosaic(cfa: np.ndarray, pattern: str, wb_gains, xyz_to_cam, algorit
     linear output with as-shot WB and no brightening is our HQ convention (clip(raw * gains)).
     ``adjust_maximum_thr=0`` keeps the DNG's white level: LibRaw's default (0.75) takes the data's
     own maximum as white whenever it is over 0.75 of it, which brightened every mosaic whose noise
-    reached past 0.75 by up to 4/3 (about -6 dB on such pairs, in every evaluation before 2026-11-30).
+    reached past 0.75 by up to 4/3 (up to 7 dB lost on such pairs, in every evaluation before 2026-11-30).
     """
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "mosaic.dng"
