@@ -8,7 +8,6 @@ how much a finer or wider grid would raise the best classical chain.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
@@ -45,10 +44,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     results = json.loads(args.results.read_text())
-    fields = {field.name for field in dataclasses.fields(EvalSettings)}
-    settings = EvalSettings(
-        **{k: tuple(v) if isinstance(v, list) else v for k, v in results["settings"].items() if k in fields}
-    )
+    settings = EvalSettings.from_results(results)
     folder = next(f for f in settings.datasets if Path(f).name == args.dataset)
     jobs = [
         (settings, (args.dataset, path), path, args.level, pattern, tuple(args.sigmas))

@@ -12,7 +12,6 @@ the README's run). Nothing else is evaluated again: the rows are the run's.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -33,10 +32,7 @@ def main() -> None:
     if not name:
         parser.error("--model needs LABEL=NAME, e.g. sat4=rddm-tiny")
     results = json.loads((args.run / "results.json").read_text(encoding="utf-8"))
-    fields = {field.name for field in dataclasses.fields(EvalSettings)}
-    settings = EvalSettings(
-        **{k: tuple(v) if isinstance(v, list) else v for k, v in results["settings"].items() if k in fields}
-    )
+    settings = EvalSettings.from_results(results)
     pipeline = load_pipeline(name).to("cpu")
     shown = pipeline.info.get("name", name)
     classical = [row for row in results["rows"] if "denoise" in row]  # darktable's rows have it too

@@ -55,6 +55,13 @@ class EvalSettings:
     darktable: bool = False  # darktable-cli's demosaic + profiled denoise (rddm.evaluate.darktable)
     workers: int = 1  # processes for the classical chains (they do not change the rows)
 
+    @classmethod
+    def from_results(cls, results: dict) -> EvalSettings:
+        """The settings an ``rddm eval`` run wrote into its results.json (fields it lacks: defaults)."""
+        fields = {field.name for field in dataclasses.fields(cls)}
+        saved = results["settings"].items()
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved if k in fields})
+
 
 @functools.lru_cache(maxsize=1)
 def _stlpips():
