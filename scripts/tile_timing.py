@@ -9,7 +9,14 @@ On one thread (the pipeline's CPU workers run one tile per core, each on one thr
 - 512x512 regions of the bench's 12 MP file, both strength ends, with each decoder stage of a tile
   run only within its own reach of the region (what the pipeline does), against every stage within
   the first stage's reach (one decode window, the pipeline before 2026-11-29 evening) and against
-  whole-tile decodes, and their largest differences.
+  whole-tile decodes, and their largest differences;
+- one 256 px tile with its pattern's adapter as peft's LoRA layers against merged into the layers'
+  weights (what a restore on the CPU does), encoder + UNet and both ends;
+- with every core (the pipeline's workers, one tile each): the bench's 24 new 512x512 regions
+  of the 12 MP file at the default tiling (``rddm bench``'s positions), mean and slowest, three ways
+  interleaved: LoRA layers and waves of one tile per worker (the pipeline before 2026-11-30
+  noon), merged adapters in such waves, and merged adapters with a region's tiles in one wave
+  (what the pipeline does).
 
     python scripts/tile_timing.py [--model rddm-tiny] [--repeats 6] [--out out/tile-timing]
 """
@@ -133,12 +140,90 @@ def regions(model: str, folder: Path, repeats: int) -> None:
     )
 
 
+@torch.no_grad()
+def merged_adapter(model: str, repeats: int) -> None:
+    layers, merged = load_pipeline(model).to("cpu"), load_pipeline(model).to("cpu")
+    layers.activate_adapter("RGGB")
+    merged.activate_adapter("RGGB", merged=True)
+    planes = torch.rand(1, 4, 256, 256, generator=torch.Generator().manual_seed(0))
+    difference = max(
+        float((a - b).abs().max())
+        for a, b in zip(
+            layers._run_tile(planes, "RGGB", True, True),
+            merged._run_tile(planes, "RGGB", True, True),
+            strict=True,
+        )
+    )
+    times = _interleaved(
+        {
+            "layers encode": lambda: layers._encode_tile(planes, True),
+            "merged encode": lambda: merged._encode_tile(planes, True),
+            "layers tile": lambda: layers._run_tile(planes, "RGGB", True, True),
+            "merged tile": lambda: merged._run_tile(planes, "RGGB", True, True),
+        },
+        repeats,
+    )
+    print(
+        f"one 256 px tile, adapter as LoRA layers against merged: encoder + UNet "
+        f"{times['layers encode']:.3f} s against {times['merged encode']:.3f} s, both ends "
+        f"{times['layers tile']:.3f} s against {times['merged tile']:.3f} s; outputs differ by at most "
+        f"{difference:.1e}"
+    )
+
+
+def region_waves(model: str, folder: Path, threads: int) -> None:
+    import rddm.model.pipeline as module
+    from rddm.evaluate.bench import SIZES, region_tiles
+    from rddm.model.tiling import tile_grid
+    from rddm.restore import packed_tiling
+
+    torch.set_num_threads(threads)
+    pipeline = load_pipeline(model).to("cpu")
+    tile_size, overlap = packed_tiling(pipeline)
+    raw = read_raw(bench_raw(folder, "12MP", *SIZES["12MP"]))
+    grid = tile_grid(raw.height // 2, raw.width // 2, tile_size, overlap, pipeline.tile_multiple)
+    rng = np.random.default_rng(0)  # rddm bench's positions
+    rois = []
+    for _ in range(25):
+        x, y = int(rng.integers(0, raw.width - 512)), int(rng.integers(0, raw.height - 512))
+        rois.append((x, y, 512, 512))
+    wave, inference = module.REGION_WAVE, pipeline._inference_adapter
+
+    def restore(merge: bool, one_wave: bool, roi):
+        module.REGION_WAVE = wave if one_wave else 1
+        pipeline._inference_adapter = inference if merge else pipeline.activate_adapter
+        try:
+            return pipeline.restore_ends(raw, roi=roi, tile_size=tile_size, tile_overlap=overlap)
+        finally:
+            module.REGION_WAVE, pipeline._inference_adapter = wave, inference
+
+    variants = {
+        "LoRA layers, waves of one tile per worker": (False, False),
+        "merged, waves of one tile per worker": (True, False),
+        "merged, one wave": (True, True),
+    }
+    times = {name: [] for name in variants}
+    for roi in rois:
+        for name, variant in variants.items():
+            times[name].append(_seconds(lambda roi=roi, variant=variant: restore(*variant, roi)))
+    tiles = [region_tiles(grid, x, y) for x, y, *_ in rois[1:]]
+    print(
+        f"24 new 512x512 regions, {threads} workers, tiles {tile_size}/{overlap} "
+        f"({tiles.count(4)} touch 4 tiles, {tiles.count(6)} six, {tiles.count(9)} nine), mean / slowest: "
+        + "; ".join(
+            f"{name} {statistics.mean(values[1:]):.3f} / {max(values[1:]):.3f} s"
+            for name, values in times.items()
+        )
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="rddm-tiny")
     parser.add_argument("--repeats", type=int, default=6)
     parser.add_argument("--out", default="out/tile-timing", help="folder for the synthesized 12 MP file")
     args = parser.parse_args()
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
     folder = Path(args.out)
     folder.mkdir(parents=True, exist_ok=True)
@@ -147,6 +232,8 @@ def main() -> None:
     stages(pipeline, args.repeats)
     memory_format(args.model, args.repeats)
     regions(args.model, folder, args.repeats)
+    merged_adapter(args.model, args.repeats)
+    region_waves(args.model, folder, threads)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import torch
 
 from rddm.errors import RddmError
 from rddm.model import Cancelled, RDDMPipeline
+from rddm.model.lora import base_weights
 from rddm.model.norm import AffineNorm, PixelGroupNorm, use_norm
 from rddm.model.registry import load_pipeline
 from rddm.raw import CFA_PATTERNS
@@ -357,3 +358,36 @@ def test_an_unknown_padding_mode_is_refused_naming_the_folder(tiny_model_dir, tm
     (folder / "model_index.json").write_text(json.dumps({**index, "unet_padding_mode": "edge"}))
     with pytest.raises(ModelLoadError, match=r"model.*padding_mode must be one of zeros, replicate, reflect"):
         load_pipeline(folder)
+
+
+def test_a_restore_merges_the_adapter_and_gives_the_layers_weights_back_exactly(tiny_model_dir, tmp_path):
+    """On the CPU a restore adds its pattern's adapter into the layers' own weights (one
+    convolution per LoRA layer instead of three): the output of peft's LoRA layers up to rounding,
+    the same numbers whatever pattern ran before, and the layers' own weights back bit for bit
+    for training (which runs the LoRA layers) and for saving."""
+    pipeline = load_pipeline(tiny_model_dir)
+    own = {name: value.clone() for name, value in base_weights(pipeline.unet).items()}
+    own |= {f"rvae.{name}": value.clone() for name, value in base_weights(pipeline.rvae).items()}
+
+    def unchanged(candidate) -> bool:
+        now = base_weights(candidate.unet) | {f"rvae.{k}": v for k, v in base_weights(candidate.rvae).items()}
+        return now.keys() == own.keys() and all(torch.equal(now[name], own[name]) for name in own)
+
+    raw = random_raw(64, 64, "GRBG")
+    merged = pipeline(raw, 0.5, tile_size=32, tile_overlap=8)
+    assert pipeline._active_adapter == ("grbg", True) and not unchanged(pipeline)
+    layers = load_pipeline(tiny_model_dir)
+    layers._inference_adapter = layers.activate_adapter  # peft's LoRA layers, as training runs them
+    as_layers = layers(raw, 0.5, tile_size=32, tile_overlap=8)
+    assert layers._active_adapter == ("grbg", False)
+    np.testing.assert_allclose(merged, as_layers, rtol=0, atol=1e-5)
+    for pattern in ("BGGR", "RGGB", "GBRG"):
+        pipeline(random_raw(64, 64, pattern), 0.5, tile_size=32, tile_overlap=8)
+    np.testing.assert_array_equal(pipeline(raw, 0.5, tile_size=32, tile_overlap=8), merged)
+
+    pipeline.activate_adapter("GRBG")  # training's switch
+    assert pipeline._active_adapter == ("grbg", False) and unchanged(pipeline)
+    pipeline(raw, 0.5, tile_size=32, tile_overlap=8)  # merged again
+    pipeline.save_pretrained(tmp_path / "saved")
+    assert unchanged(pipeline) and unchanged(load_pipeline(tmp_path / "saved"))
+    np.testing.assert_array_equal(pipeline(raw, 0.5, tile_size=32, tile_overlap=8), merged)

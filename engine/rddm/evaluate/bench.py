@@ -127,7 +127,7 @@ def bench_roi(model: str, folder: Path, repeats: int = 24) -> dict:
     from rddm.raw import read_raw
     from rddm.restore import packed_tiling
 
-    pipeline = load_pipeline(model)
+    pipeline = load_pipeline(model).to("auto")  # as the engine and the CLI load it (channels-last on a CPU)
     tile_size, overlap = packed_tiling(pipeline)
     raw = read_raw(bench_raw(folder, "12MP", *SIZES["12MP"]))
     grid = tile_grid(raw.height // 2, raw.width // 2, tile_size, overlap, pipeline.tile_multiple)

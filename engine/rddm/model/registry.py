@@ -148,6 +148,7 @@ def build_pipeline(
 def save_pipeline(pipeline: RDDMPipeline, folder: str | os.PathLike) -> Path:
     """Write ``pipeline`` as a model folder (see the module docstring)."""
     folder = Path(folder)
+    pipeline.unmerge_adapters()  # the layers' own weights, not one adapter's merged into them
     for part in ("rvae", "unet", "scheduler", "adapters"):
         (folder / part).mkdir(parents=True, exist_ok=True)
     for name, model in (("rvae", pipeline.rvae), ("unet", pipeline.unet)):
