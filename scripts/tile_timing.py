@@ -16,7 +16,9 @@ On one thread (the pipeline's CPU workers run one tile per core, each on one thr
   of the 12 MP file at the default tiling (``rddm bench``'s positions), mean and slowest, three ways
   interleaved: LoRA layers and waves of one tile per worker (the pipeline before 2026-11-30
   noon), merged adapters in such waves, and merged adapters with a region's tiles in one wave
-  (what the pipeline does).
+  (what the pipeline does);
+- where the CPU computes bfloat16 (AVX512-BF16 or AMX): one 256 px tile and the same 24 regions in
+  fp32 against bf16 (``--precision bf16``), interleaved, and the largest difference of a region.
 
     python scripts/tile_timing.py [--model rddm-tiny] [--repeats 6] [--out out/tile-timing]
 """
@@ -217,6 +219,48 @@ def region_waves(model: str, folder: Path, threads: int) -> None:
     )
 
 
+@torch.no_grad()
+def precision(model: str, folder: Path, repeats: int, threads: int) -> None:
+    from rddm.evaluate.bench import SIZES
+    from rddm.model.pipeline import cpu_has_bfloat16
+
+    if not cpu_has_bfloat16():
+        print("bf16: this CPU has no bfloat16 instructions (AVX512-BF16 or AMX); not timed")
+        return
+    pipelines = {
+        "fp32": load_pipeline(model).to("cpu"),
+        "bf16": load_pipeline(model).to("cpu", torch.bfloat16),
+    }
+    planes = torch.rand(1, 4, 256, 256, generator=torch.Generator().manual_seed(0))
+    torch.set_num_threads(1)
+    for pipeline in pipelines.values():
+        pipeline.activate_adapter("RGGB", merged=True)
+    tile = _interleaved(
+        {name: lambda p=p: p._run_tile(planes, "RGGB", True, True) for name, p in pipelines.items()},
+        repeats,
+    )
+    torch.set_num_threads(threads)
+    raw = read_raw(bench_raw(folder, "12MP", *SIZES["12MP"]))
+    rng = np.random.default_rng(0)  # rddm bench's positions
+    rois = [(int(rng.integers(0, 4000 - 512)), int(rng.integers(0, 3000 - 512)), 512, 512) for _ in range(25)]
+    times = {name: [] for name in pipelines}
+    difference = 0.0
+    for roi in rois:
+        ends = {}
+        for name, pipeline in pipelines.items():
+            started = time.perf_counter()
+            ends[name] = pipeline.restore_ends(raw, roi=roi, tile_size=256, tile_overlap=48)
+            times[name].append(time.perf_counter() - started)
+        difference = max(difference, float(np.abs(ends["bf16"].restored - ends["fp32"].restored).max()))
+    print(
+        f"fp32 against bf16: one 256 px tile, both ends, one thread {tile['fp32']:.3f} s against "
+        f"{tile['bf16']:.3f} s; the 24 regions, {threads} workers, mean / slowest "
+        f"{statistics.mean(times['fp32'][1:]):.3f} / {max(times['fp32'][1:]):.3f} s against "
+        f"{statistics.mean(times['bf16'][1:]):.3f} / {max(times['bf16'][1:]):.3f} s; restored ends differ "
+        f"by at most {difference:.1e}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="rddm-tiny")
@@ -234,6 +278,7 @@ def main() -> None:
     regions(args.model, folder, args.repeats)
     merged_adapter(args.model, args.repeats)
     region_waves(args.model, folder, threads)
+    precision(args.model, folder, args.repeats, threads)
 
 
 if __name__ == "__main__":

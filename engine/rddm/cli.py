@@ -85,8 +85,6 @@ PRECISIONS = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
 def _load_model(name: str, device: str, allow_untrained: bool, precision: str = "auto"):
-    import torch
-
     from rddm.model.registry import load_pipeline
 
     pipeline = load_pipeline(name)
@@ -95,10 +93,18 @@ def _load_model(name: str, device: str, allow_untrained: bool, precision: str = 
             f"model {pipeline.info.get('name', name)} holds untrained weights: it does not restore "
             "anything (train it with `rddm train`)"
         )
+    return move_to(pipeline, device, precision)
+
+
+def move_to(pipeline, device: str, precision: str = "auto"):
+    """``pipeline.to(device)`` in ``precision`` (auto, fp32, fp16, bf16); a precision the device
+    cannot run is one readable error."""
+    import torch
+
     dtype = None if precision == "auto" else getattr(torch, PRECISIONS[precision])
     try:
         return pipeline.to(device, dtype)
-    except ValueError as error:  # half precision asked for on the CPU
+    except ValueError as error:  # half precision the CPU cannot run
         raise RddmError(f"--precision {precision}: {error}") from None
 
 
@@ -179,13 +185,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     models = {}
     for spec in args.model:
         label, _, name = spec.rpartition("=")
-        pipeline = _load_model(name, args.device, args.allow_untrained)
+        pipeline = _load_model(name, args.device, args.allow_untrained, args.precision)
         if args.canonical_shift and pipeline.adapters:
-            canonical = _load_model(name, args.device, args.allow_untrained)
+            canonical = _load_model(name, args.device, args.allow_untrained, args.precision)
             canonical.adapters = ("rggb",)  # every other pattern is shifted onto RGGB
             models[f"{label or pipeline.info.get('name', name)} (RGGB adapter + shift)"] = canonical
         if args.no_adapters and pipeline.adapters:
-            shared = _load_model(name, args.device, args.allow_untrained)
+            shared = _load_model(name, args.device, args.allow_untrained, args.precision)
             shared.unet.disable_adapters()
             shared.rvae.disable_adapters()
             shared.adapters = ()  # the base weights alone, for every pattern
@@ -334,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--precision",
         default="auto",
         choices=["auto", "fp32", "fp16", "bf16"],
-        help="auto: fp32 on the CPU, fp16 on CUDA",
+        help="auto: fp32 on the CPU, fp16 on CUDA; bf16 on a CPU with AVX512-BF16 or AMX is faster",
     )
     restore.add_argument("--tile", type=_tile, default=512, help="tile size in pixels (512)")
     restore.add_argument("--overwrite", action="store_true", help="replace <name>_rddm.<ext>")
@@ -421,6 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--seed", type=int, default=0)
     evaluation.add_argument("--out", default="out/eval", metavar="DIR")
     evaluation.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    evaluation.add_argument(
+        "--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"], help="as rddm restore's"
+    )
     evaluation.add_argument("--quiet", action="store_true")
     evaluation.add_argument("--allow-untrained", action="store_true", help=argparse.SUPPRESS)
     evaluation.set_defaults(run=_cmd_eval)

@@ -82,7 +82,13 @@ def device_facts() -> dict:
         import torch
     except ImportError as error:
         return {"cuda": False, "error": str(error)}
-    facts = {"cuda": torch.cuda.is_available(), "threads": torch.get_num_threads()}
+    from rddm.model.pipeline import cpu_has_bfloat16
+
+    facts = {
+        "cuda": torch.cuda.is_available(),
+        "threads": torch.get_num_threads(),
+        "cpu_bf16": cpu_has_bfloat16(),  # `--precision bf16` runs faster than fp32 on this CPU
+    }
     if facts["cuda"]:
         facts["gpu"] = torch.cuda.get_device_name(0)
     return facts
@@ -132,7 +138,13 @@ def format_report(facts: dict) -> str:
         f"rddm {facts['rddm']} on Python {facts['python']} ({facts['platform']})",
         f"packages: {packages}",
         f"device: {'CUDA ' + device.get('gpu', '') if device.get('cuda') else 'CPU'} "
-        f"({device.get('threads')} threads)",
+        f"({device.get('threads')} threads"
+        + (
+            ", bfloat16 instructions: --precision bf16 is faster"
+            if device.get("cpu_bf16") and not device.get("cuda")
+            else ""
+        )
+        + ")",
         f"model: {model_line}",
         "darktable: "
         + (

@@ -182,7 +182,7 @@ def test_tiles_start_on_the_unets_grid(tiny_pipeline):
         assert start % 8 == 0  # on latent multiples alone a tile started at 188 here (148 for kodim05)
 
 
-def test_bad_arguments(tiny_pipeline):
+def test_bad_arguments(tiny_pipeline, monkeypatch):
     raw = random_raw(64, 64)
     with pytest.raises(ValueError, match="strength"):
         tiny_pipeline(raw, -0.1)
@@ -192,8 +192,13 @@ def test_bad_arguments(tiny_pipeline):
         tiny_pipeline(raw, 0.5, roi=(0, 0, 0, 10))
     with pytest.raises(ValueError, match="multiples of 8"):
         tiny_pipeline(raw, 0.5, tile_size=36)  # a latent multiple, but not on the UNet's grid
-    with pytest.raises(ValueError, match="float32 only"):
+    with pytest.raises(ValueError, match="float32, or in bfloat16"):
         tiny_pipeline.to("cpu", torch.float16)
+    with monkeypatch.context() as patch:  # a CPU without bfloat16 instructions
+        patch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+        patch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+        with pytest.raises(ValueError, match="no bfloat16 instructions"):
+            tiny_pipeline.to("cpu", torch.bfloat16)
     if not torch.cuda.is_available():
         with pytest.raises(RddmError, match="no CUDA GPU"):
             tiny_pipeline.to("cuda")

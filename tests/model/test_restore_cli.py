@@ -117,17 +117,36 @@ def test_usage_errors(tiny_model_dir, args, message):
     assert result.returncode in (1, 2)
 
 
-def test_half_precision_on_the_cpu_is_refused(tiny_model_dir, workdir):
+def test_fp16_on_the_cpu_is_refused(tiny_model_dir, workdir):
     result = restore(
         str(workdir / "my sample.dng"),
-        "--model",
-        str(tiny_model_dir),
-        "--allow-untrained",
-        "--device",
-        "cpu",
-        "--precision",
-        "bf16",
+        *("--model", str(tiny_model_dir), "--allow-untrained", "--device", "cpu", "--precision", "fp16"),
     )
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == ["error: --precision bf16: the CPU runs in float32 only"]
+    assert result.stderr.strip().splitlines() == [
+        "error: --precision fp16: the CPU runs in float32, or in bfloat16 where it has the instructions"
+    ]
     assert sorted(p.name for p in workdir.iterdir()) == ["my sample.dng"]
+
+
+def test_bf16_on_the_cpu_runs_where_the_cpu_has_the_instructions(tiny_model_dir, workdir):
+    """bf16 on the CPU: close to fp32 where the CPU computes bfloat16 (AVX512-BF16 or AMX), one
+    clear line where it does not (the refusal itself: test_pipeline's bad-arguments test)."""
+    from rddm.model.pipeline import cpu_has_bfloat16
+
+    options = ("--model", str(tiny_model_dir), "--allow-untrained", "--device", "cpu", "--format", "tiff")
+    outputs = {}
+    for precision in ("bf16", "fp32"):
+        folder = workdir / precision
+        folder.mkdir()
+        result = restore(
+            str(workdir / "my sample.dng"), *options, "--precision", precision, "--out", str(folder)
+        )
+        if precision == "bf16" and not cpu_has_bfloat16():
+            assert result.returncode == 2 and "no bfloat16 instructions" in result.stderr
+            pytest.skip("this CPU has no bfloat16 instructions")
+        assert result.returncode == 0, result.stderr
+        assert "Traceback" not in result.stderr and "should be kept in float32" not in result.stderr
+        outputs[precision] = tifffile.imread(folder / "my sample_rddm.tif").astype(np.float64) / 65535
+    difference = np.abs(outputs["bf16"] - outputs["fp32"])
+    assert 0 < difference.mean() < 0.01 and difference.max() < 0.2

@@ -167,6 +167,23 @@ def test_a_failing_start_says_why(state):
     assert "the engine did not start" in result.stderr and "/no/such/model" in result.stderr
 
 
+def test_a_precision_the_device_cannot_run_is_one_line(tiny_model_dir, state):
+    """``--precision`` reaches the engine started in the background; fp16 on the CPU is refused."""
+    result = rddm(
+        "engine",
+        "start",
+        "--state-dir",
+        str(state),
+        *model_args(tiny_model_dir),
+        "--device",
+        "cpu",
+        "--precision",
+        "fp16",
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "the engine did not start: error: --precision fp16: the CPU runs in float32" in result.stderr
+
+
 def test_cancel_and_an_engine_that_is_not_there(state):
     result = rddm("client", "cancel", "abc", "--state-dir", str(state))
     assert result.returncode == 2 and "no engine is running" in result.stderr

@@ -87,6 +87,14 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def cpu_has_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX), where oneDNN's bf16
+    convolutions run faster than float32 (on this project's AMX CPU 2-4x per tile, see the README's
+    "bf16 on the CPU"); elsewhere they are emulated and slower."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, check, lambda: False)() for check in checks)
+
+
 class RDDMPipeline:
     """Inference of the RDDM model. Build with :meth:`from_pretrained` (``rddm.model.registry``)."""
 
@@ -139,17 +147,23 @@ class RDDMPipeline:
         return self.rvae.downscale // 2 * 2 ** getattr(self.unet, "num_upsamplers", 0)
 
     def to(self, device: str = "auto", dtype: torch.dtype | None = None) -> RDDMPipeline:
-        """Move to a device; fp32 on the CPU, fp16 by default on CUDA (bf16 when asked)."""
+        """Move to a device; fp32 by default on the CPU (bf16 when asked, where the CPU has the
+        instructions), fp16 by default on CUDA (bf16 when asked)."""
         self.unmerge_adapters()  # the kept weights stay where they were
         self.device = resolve_device(device) if isinstance(device, str) else device
         if dtype is None:
             dtype = torch.float16 if self.device.type == "cuda" else torch.float32
         if self.device.type == "cpu" and dtype != torch.float32:
-            raise ValueError("the CPU runs in float32 only")
+            if dtype != torch.bfloat16:
+                raise ValueError("the CPU runs in float32, or in bfloat16 where it has the instructions")
+            if not cpu_has_bfloat16():
+                raise ValueError(
+                    "this CPU has no bfloat16 instructions (AVX512-BF16 or AMX): bf16 runs slower than fp32"
+                )
         for model in (self.rvae, self.unet):
             model.to(self.device)
-            if dtype != self.dtype:  # casting warns in diffusers even when there is nothing to keep
-                model.to(dtype=dtype)
+            if dtype != self.dtype:  # torch's own cast: diffusers' warns even when nothing stays float32
+                torch.nn.Module.to(model, dtype=dtype)
             # oneDNN's convolutions run 13% faster on a tile with channels-last weights (the
             # activations follow them): 1.01 s instead of 1.17 s per 256 px tile on one thread of
             # this 2-core CPU, outputs within ~1e-6 (`make tile-timing`). Not measured on CUDA, so
@@ -230,7 +244,7 @@ class RDDMPipeline:
     def _encode_tile(self, planes: torch.Tensor, need_restored: bool):
         """The latent, the skip features and (when the restored end is needed) the UNet's x0
         prediction ``z_hq`` of one tile of packed planes."""
-        latent, skip = self.rvae.encode(planes)
+        latent, skip = self.rvae.encode(planes.to(self.dtype))
         z_hq = None
         if need_restored:
             alpha = self.scheduler.alphas_cumprod[self.timestep].to(latent.device, latent.dtype)
@@ -542,7 +556,9 @@ class RDDMPipeline:
             for tile, window in batch:
                 top, left = tile.top - area_top, tile.left - area_left
                 crop = planes[None, :, top : top + tile.height, left : left + tile.width]
-                crops.append((crop.to(self.device, self.dtype), window))
+                # float32 planes: the decoder adds its output to their bilinear demosaic, which
+                # bf16 (8-bit mantissa) or fp16 would quantise; the encoder casts its own copy.
+                crops.append((crop.to(self.device), window))
             with lock:  # another caller may have switched the adapter between our tiles
                 self._inference_adapter(pattern)
                 if workers is None:
@@ -639,4 +655,4 @@ def _past_the_end(indices: np.ndarray, length: int, repeat: bool = False) -> np.
     return np.where(indices < length, indices, 2 * (length - 1) - indices)
 
 
-__all__ = ["Cancelled", "Ends", "RDDMPipeline", "check_strength", "resolve_device"]
+__all__ = ["Cancelled", "Ends", "RDDMPipeline", "check_strength", "cpu_has_bfloat16", "resolve_device"]

@@ -28,6 +28,7 @@ def _engine_options(args: argparse.Namespace) -> dict:
     return {
         "model": args.model,
         "device": args.device,
+        "precision": None if getattr(args, "precision", "auto") == "auto" else args.precision,
         "allow_untrained": getattr(args, "allow_untrained", False),
     }
 
@@ -39,6 +40,7 @@ def _cmd_engine_run(args: argparse.Namespace) -> int:
         state_dir(args.state_dir),
         model=args.model,
         device=args.device,
+        precision=args.precision,
         host=args.host,
         port=args.port,
         token_file=args.token_file,
@@ -239,6 +241,12 @@ def _common(parser: argparse.ArgumentParser, *, model: bool = True) -> None:
     if model:
         parser.add_argument("--model", default="rddm-tiny", help="model for a new engine (rddm-tiny)")
         parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+        parser.add_argument(
+            "--precision",
+            default="auto",
+            choices=["auto", "fp32", "fp16", "bf16"],
+            help="auto: fp32 on the CPU, fp16 on CUDA; bf16 on a CPU with AVX512-BF16 or AMX is faster",
+        )
         parser.add_argument("--allow-untrained", action="store_true", help=argparse.SUPPRESS)
 
 

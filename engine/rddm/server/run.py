@@ -68,6 +68,7 @@ def serve(
     *,
     model: str = "rddm-tiny",
     device: str = "auto",
+    precision: str = "auto",
     host: str = "127.0.0.1",
     port: int = 0,
     token_file: str | None = None,
@@ -79,6 +80,7 @@ def serve(
     """Serve until stopped (``POST /v1/shutdown``, SIGTERM or Ctrl-C); returns an exit status."""
     import uvicorn
 
+    from rddm.cli import move_to
     from rddm.model.registry import load_pipeline
     from rddm.restore import DEFAULT_TILE
     from rddm.server.app import create_app
@@ -105,7 +107,7 @@ def serve(
     pipeline = load_pipeline(model)
     if not pipeline.info.get("trained", False) and not allow_untrained:
         raise RddmError(f"model {pipeline.info.get('name', model)} holds untrained weights")
-    pipeline.to(device)
+    move_to(pipeline, device, precision)
     engine = Engine(pipeline, model_name=str(pipeline.info.get("name", model)), tile=tile or DEFAULT_TILE)
     token = token or secrets.token_urlsafe(32)
 
@@ -145,7 +147,11 @@ def serve(
         },
     )
     logging.getLogger("rddm.server").info("serving %s on %s", engine.model_name, url)
-    print(f"rddm engine {__version__}: {engine.model_name} on {pipeline.device}, serving {url}", flush=True)
+    print(
+        f"rddm engine {__version__}: {engine.model_name} on {pipeline.device} "
+        f"({str(pipeline.dtype).removeprefix('torch.')}), serving {url}",
+        flush=True,
+    )
     try:
         server.run(sockets=[sock])
     finally:
