@@ -69,6 +69,18 @@ def stages(pipeline, repeats: int) -> None:
     print("one 244 px tile: " + ", ".join(f"{name} {value:.3f} s" for name, value in times.items()))
 
 
+def _tile_difference(first, second, planes) -> float:
+    """The largest difference between two pipelines' ends of one RGGB tile."""
+    return max(
+        float((a - b).abs().max())
+        for a, b in zip(
+            first._run_tile(planes, "RGGB", True, True),
+            second._run_tile(planes, "RGGB", True, True),
+            strict=True,
+        )
+    )
+
+
 @torch.no_grad()
 def memory_format(model: str, repeats: int) -> None:
     plain = load_pipeline(model)  # as loaded: torch's default (NCHW) layout
@@ -76,14 +88,7 @@ def memory_format(model: str, repeats: int) -> None:
     for pipeline in (plain, fast):
         pipeline.activate_adapter("RGGB")
     planes = torch.rand(1, 4, 256, 256, generator=torch.Generator().manual_seed(0))
-    difference = max(
-        float((a - b).abs().max())
-        for a, b in zip(
-            plain._run_tile(planes, "RGGB", True, True),
-            fast._run_tile(planes, "RGGB", True, True),
-            strict=True,
-        )
-    )
+    difference = _tile_difference(plain, fast, planes)
     times = _interleaved(
         {
             "NCHW": lambda: plain._run_tile(planes, "RGGB", True, True),
@@ -149,14 +154,7 @@ def merged_adapter(model: str, repeats: int) -> None:
     layers.activate_adapter("RGGB")
     merged.activate_adapter("RGGB", merged=True)
     planes = torch.rand(1, 4, 256, 256, generator=torch.Generator().manual_seed(0))
-    difference = max(
-        float((a - b).abs().max())
-        for a, b in zip(
-            layers._run_tile(planes, "RGGB", True, True),
-            merged._run_tile(planes, "RGGB", True, True),
-            strict=True,
-        )
-    )
+    difference = _tile_difference(layers, merged, planes)
     times = _interleaved(
         {
             "layers encode": lambda: layers._encode_tile(planes, True),
