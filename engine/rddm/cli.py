@@ -84,6 +84,16 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 PRECISIONS = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
+def add_precision(parser: argparse.ArgumentParser) -> None:
+    """``--precision``, as every command that loads the model has it."""
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", *PRECISIONS],
+        help="auto: fp32 on the CPU, fp16 on CUDA; bf16 on a CPU with AVX512-BF16 or AMX is faster",
+    )
+
+
 def _load_model(name: str, device: str, allow_untrained: bool, precision: str = "auto"):
     from rddm.model.registry import load_pipeline
 
@@ -336,12 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--format", default="dng", choices=["dng", "tiff", "png", "jpeg"])
     restore.add_argument("--model", default="rddm-tiny", help="shipped model name, folder or hub id")
     restore.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    restore.add_argument(
-        "--precision",
-        default="auto",
-        choices=["auto", "fp32", "fp16", "bf16"],
-        help="auto: fp32 on the CPU, fp16 on CUDA; bf16 on a CPU with AVX512-BF16 or AMX is faster",
-    )
+    add_precision(restore)
     restore.add_argument("--tile", type=_tile, default=512, help="tile size in pixels (512)")
     restore.add_argument("--overwrite", action="store_true", help="replace <name>_rddm.<ext>")
     restore.add_argument("--json", action="store_true", help="one JSON object per file")
@@ -427,9 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--seed", type=int, default=0)
     evaluation.add_argument("--out", default="out/eval", metavar="DIR")
     evaluation.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    evaluation.add_argument(
-        "--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"], help="as rddm restore's"
-    )
+    add_precision(evaluation)
     evaluation.add_argument("--quiet", action="store_true")
     evaluation.add_argument("--allow-untrained", action="store_true", help=argparse.SUPPRESS)
     evaluation.set_defaults(run=_cmd_eval)
@@ -466,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from rddm.server.commands import add_engine_commands
 
-    add_engine_commands(commands, _strength, _tile)
+    add_engine_commands(commands, _strength, _tile, add_precision)
     return parser
 
 

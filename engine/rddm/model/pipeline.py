@@ -89,7 +89,7 @@ def resolve_device(device: str) -> torch.device:
 
 def cpu_has_bfloat16() -> bool:
     """Whether this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX), where oneDNN's bf16
-    convolutions run faster than float32 (on this project's AMX CPU 2-4x per tile, see the README's
+    convolutions run faster than float32 (on this project's AMX CPU a tile 2.5x, see the README's
     "bf16 on the CPU"); elsewhere they are emulated and slower."""
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(getattr(torch.cpu, check, lambda: False)() for check in checks)
@@ -196,8 +196,8 @@ class RDDMPipeline:
 
         ``merged`` (what a restore on the CPU uses): the adapter's low-rank update is added into the
         layers' own weights, so each LoRA layer runs one convolution instead of three (with
-        ``rddm-tiny``'s rank-4 adapters the encoder and UNet of a 256 px tile take 0.158 s instead
-        of 0.216 s on one thread of this 2-core CPU, outputs within 1e-6: ``make tile-timing``).
+        ``rddm-tiny``'s rank-4 adapters the encoder and UNet of a 256 px tile take 0.136 s instead
+        of 0.207 s on one thread of this 2-core CPU, outputs within 1.1e-6: ``make tile-timing``).
         The layers' own weights are kept aside and put back exactly before every merge, so a
         restore's numbers do not depend on what ran before it. Unmerged (training, and other
         devices) the adapter runs as peft's LoRA layers."""

@@ -241,16 +241,10 @@ def _common(parser: argparse.ArgumentParser, *, model: bool = True) -> None:
     if model:
         parser.add_argument("--model", default="rddm-tiny", help="model for a new engine (rddm-tiny)")
         parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-        parser.add_argument(
-            "--precision",
-            default="auto",
-            choices=["auto", "fp32", "fp16", "bf16"],
-            help="auto: fp32 on the CPU, fp16 on CUDA; bf16 on a CPU with AVX512-BF16 or AMX is faster",
-        )
         parser.add_argument("--allow-untrained", action="store_true", help=argparse.SUPPRESS)
 
 
-def add_engine_commands(commands, strength, tile) -> None:
+def add_engine_commands(commands, strength, tile, add_precision) -> None:
     """``rddm engine ...`` and ``rddm client ...`` on the main parser's subcommands."""
     engine = commands.add_parser("engine", help="the local restoration service")
     actions = engine.add_subparsers(dest="engine_command", required=True, metavar="ACTION")
@@ -260,6 +254,7 @@ def add_engine_commands(commands, strength, tile) -> None:
     ):
         action = actions.add_parser(name, help=text)
         _common(action)
+        add_precision(action)
         action.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
         action.add_argument("--port", type=int, default=0, help="port (0: any free one)")
         action.add_argument("--token-file", metavar="FILE", help="your own token (needed off 127.0.0.1)")
@@ -306,4 +301,5 @@ def add_engine_commands(commands, strength, tile) -> None:
     info.set_defaults(run=_cmd_client_info)
     for action in (restore, cancel, preview, info):
         _common(action)
+        add_precision(action)  # for an engine it starts
         action.add_argument("--engine", metavar="URL", help="a remote engine (token: $RDDM_ENGINE_TOKEN)")
