@@ -174,7 +174,7 @@ def merged_adapter(model: str, repeats: int) -> None:
 
 def region_waves(model: str, folder: Path, threads: int) -> None:
     import rddm.model.pipeline as module
-    from rddm.evaluate.bench import SIZES, region_tiles
+    from rddm.evaluate.bench import SIZES, bench_regions, region_tiles
     from rddm.model.tiling import tile_grid
     from rddm.restore import packed_tiling
 
@@ -183,11 +183,7 @@ def region_waves(model: str, folder: Path, threads: int) -> None:
     tile_size, overlap = packed_tiling(pipeline)
     raw = read_raw(bench_raw(folder, "12MP", *SIZES["12MP"]))
     grid = tile_grid(raw.height // 2, raw.width // 2, tile_size, overlap, pipeline.tile_multiple)
-    rng = np.random.default_rng(0)  # rddm bench's positions
-    rois = []
-    for _ in range(25):
-        x, y = int(rng.integers(0, raw.width - 512)), int(rng.integers(0, raw.height - 512))
-        rois.append((x, y, 512, 512))
+    rois = bench_regions(raw.width, raw.height, 25)
     wave, inference = module.REGION_WAVE, pipeline._inference_adapter
 
     def restore(merge: bool, one_wave: bool, roi):
@@ -220,8 +216,9 @@ def region_waves(model: str, folder: Path, threads: int) -> None:
 
 @torch.no_grad()
 def precision(model: str, folder: Path, repeats: int, threads: int) -> None:
-    from rddm.evaluate.bench import SIZES
+    from rddm.evaluate.bench import SIZES, bench_regions
     from rddm.model.pipeline import cpu_has_bfloat16
+    from rddm.restore import packed_tiling
 
     if not cpu_has_bfloat16():
         print("bf16: this CPU has no bfloat16 instructions (AVX512-BF16 or AMX); not timed")
@@ -240,30 +237,29 @@ def precision(model: str, folder: Path, repeats: int, threads: int) -> None:
     )
     torch.set_num_threads(threads)
     raw = read_raw(bench_raw(folder, "12MP", *SIZES["12MP"]))
-    rng = np.random.default_rng(0)  # rddm bench's positions
-    rois = [(int(rng.integers(0, 4000 - 512)), int(rng.integers(0, 3000 - 512)), 512, 512) for _ in range(25)]
+    tile_size, overlap = packed_tiling(pipelines["fp32"])
     times = {name: [] for name in pipelines}
     difference = 0.0
-    for roi in rois:
+    for roi in bench_regions(raw.width, raw.height, 25):
         ends = {}
         for name, pipeline in pipelines.items():
             started = time.perf_counter()
-            ends[name] = pipeline.restore_ends(raw, roi=roi, tile_size=256, tile_overlap=48)
+            ends[name] = pipeline.restore_ends(raw, roi=roi, tile_size=tile_size, tile_overlap=overlap)
             times[name].append(time.perf_counter() - started)
         difference = max(difference, float(np.abs(ends["bf16"].restored - ends["fp32"].restored).max()))
     sample = read_raw(Path(__file__).resolve().parents[1] / "engine" / "rddm" / "data" / "sample.dng")
-    whole = pipelines["bf16"].restore_ends(sample, tile_size=256, tile_overlap=48)
+    whole = pipelines["bf16"].restore_ends(sample, tile_size=tile_size, tile_overlap=overlap)
     region_error = 0.0
     for x, y, width, height in [(100, 60, 300, 200), (333, 201, 256, 256), (0, 0, 512, 512)]:
         part = pipelines["bf16"].restore_ends(
-            sample, roi=(x, y, width, height), tile_size=256, tile_overlap=48
+            sample, roi=(x, y, width, height), tile_size=tile_size, tile_overlap=overlap
         )
         for end in ("fidelity", "restored"):
             ours = getattr(part, end)
             theirs = getattr(whole, end)[y : y + height, x : x + width]
             region_error = max(region_error, float(np.abs(ours - theirs).max()))
     print(
-        f"bf16: three regions of the bundled sample against its full restore (256/48): "
+        f"bf16: three regions of the bundled sample against its full restore ({tile_size}/{overlap}): "
         f"at most {region_error:.1e}"
     )
     print(

@@ -116,6 +116,17 @@ def region_tiles(grid, x: int, y: int, side: int = 512) -> int:
     return len(tiles_touching(grid, y // 2, x // 2, (y + side) // 2, (x + side) // 2))
 
 
+def bench_regions(width: int, height: int, count: int, side: int = 512) -> list[tuple[int, int, int, int]]:
+    """``count`` ``(x, y, side, side)`` regions of a ``width`` x ``height`` picture at seeded random
+    positions: the bench's regions (``scripts/tile_timing.py`` times the same ones)."""
+    rng = np.random.default_rng(0)
+    regions = []
+    for _ in range(count):
+        x, y = int(rng.integers(0, width - side)), int(rng.integers(0, height - side))
+        regions.append((x, y, side, side))
+    return regions
+
+
 def bench_roi(model: str, folder: Path, repeats: int = 24) -> dict:
     """New 512x512 regions (both strength ends) and strength changes on them (blend + render), at
     the engine's tiling (rddm.restore.packed_tiling). A region's time follows how many tiles it
@@ -131,13 +142,11 @@ def bench_roi(model: str, folder: Path, repeats: int = 24) -> dict:
     tile_size, overlap = packed_tiling(pipeline)
     raw = read_raw(bench_raw(folder, "12MP", *SIZES["12MP"]))
     grid = tile_grid(raw.height // 2, raw.width // 2, tile_size, overlap, pipeline.tile_multiple)
-    rng = np.random.default_rng(0)
     new_roi, change, tiles = [], [], []
-    for _ in range(repeats + 1):
-        x, y = int(rng.integers(0, raw.width - 512)), int(rng.integers(0, raw.height - 512))
-        tiles.append(region_tiles(grid, x, y))
+    for roi in bench_regions(raw.width, raw.height, repeats + 1):
+        tiles.append(region_tiles(grid, *roi[:2]))
         started = time.perf_counter()
-        ends = pipeline.restore_ends(raw, roi=(x, y, 512, 512), tile_size=tile_size, tile_overlap=overlap)
+        ends = pipeline.restore_ends(raw, roi=roi, tile_size=tile_size, tile_overlap=overlap)
         new_roi.append(time.perf_counter() - started)
         for strength in (0.1, 0.35, 0.6, 0.85):
             started = time.perf_counter()
