@@ -226,6 +226,11 @@ def test_shipped_configs_load():
     }
     assert (tenth.seed, tenth.total_steps, tenth.stages[0].learning_rate) == (17, 5500, 2e-4)
     assert tenth.threads == 2
+    grown = load_config("rddm-tiny-grown")  # the shipped weights with four refine blocks
+    assert (grown.model["from_folder"], grown.model["grow"]) == ("rddm-tiny", {"refine_blocks": 4})
+    assert {k: v for k, v in grown.model.items() if k not in ("from_folder", "grow")} == {
+        k: v for k, v in tenth.model.items() if k != "from_folder"
+    }
 
 
 def test_sd21_config_trains_at_reduced_widths(photos, tmp_path):
@@ -436,3 +441,39 @@ def test_the_log_shows_a_unet_whose_features_died(photos, tmp_path):
     train(config, tmp_path / "dead", progress=False)
     records = [json.loads(line) for line in (tmp_path / "dead/log.jsonl").read_text().splitlines()]
     assert [r["unet_active"] for r in records if "loss" in r] == [0.0]
+
+
+def test_a_folders_model_grows_refine_blocks_that_start_as_the_identity(photos, tmp_path):
+    """``model.grow`` adds refine blocks to a trained model's RVAE decoder: every weight and adapter
+    is kept, the new blocks start as the identity (the grown model restores exactly as the old one),
+    they learn, and the exported folder loads with them."""
+    config = mini_config(photos, 2, model={**MINI_MODEL, "padding_mode": "replicate"})
+    folder = train(config, tmp_path / "small", progress=False)
+    old = load_pipeline(folder)
+    grow = {**MINI_MODEL, "from_folder": str(folder), "grow": {"refine_blocks": 2}}
+    grown = starting_model(dataclasses.replace(config, model=grow))
+    assert len(grown.rvae.refine) == 2 and grown.rvae.config.refine_blocks == 2
+    assert pad_modes(grown.rvae) == {"replicate"}  # the folder's padding reaches the new blocks
+    torch.manual_seed(1)
+    planes = torch.rand(2, 4, 16, 16)
+    with torch.no_grad():
+        for pattern in ("RGGB", "GBRG"):
+            old.activate_adapter(pattern)
+            grown.activate_adapter(pattern)
+            assert torch.equal(grown.rvae(planes, pattern), old.rvae(planes, pattern))
+            latent = old.rvae.encode(planes)[0]
+            prompt = old.null_prompt.expand(2, -1, -1)
+            assert torch.equal(
+                grown.unet(latent, 499, encoder_hidden_states=prompt).sample,
+                old.unet(latent, 499, encoder_hidden_states=prompt).sample,
+            )
+    folder = train(dataclasses.replace(config, model=grow), tmp_path / "grown", progress=False)
+    trained = load_pipeline(folder)
+    assert trained.rvae.config.refine_blocks == 2
+    assert all(float(block.conv2.weight.abs().max()) > 0 for block in trained.rvae.refine)  # they learned
+    bad = {**grow, "grow": {"refine_blocks": 1, "width": 64}}
+    with pytest.raises(ValueError, match="only add refine_blocks"):
+        starting_model(dataclasses.replace(config, model=bad))
+    again = {**grow, "from_folder": str(tmp_path / "grown" / "model")}
+    with pytest.raises(ValueError, match="already has 2 refine blocks"):
+        starting_model(dataclasses.replace(config, model=again))

@@ -15,6 +15,12 @@ no convolution ever runs at full resolution, which is most of the cost saved.
 With ``norm_free`` every GroupNorm keeps only its per-channel scale and shift (see
 ``rddm.model.norm``); without it, ``pixel_norm`` takes GroupNorm's statistics per pixel.
 
+With ``refine_blocks`` (N > 0) the decoder ends with N more residual blocks at the resolution of
+its last block (half resolution with ``output_shuffle``), before its output convolution: capacity
+where a mosaic's detail is rebuilt. A model grown from a trained one (``rddm train``'s
+``model.grow``) starts them with zeroed second convolutions, i.e. as the identity, so the grown
+model restores exactly as the old one until it trains.
+
 With ``skip_connections`` the decoder also receives the encoder's first features (half
 resolution, after ``conv_in``) through zero-initialised 1x1 convolutions: a 4-channel latent at
 1/8 scale cannot carry a mosaic's pixel-level detail, the skip can.
@@ -28,6 +34,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.loaders import PeftAdapterMixin
 from diffusers.models.autoencoders.vae import Decoder, Encoder
 from diffusers.models.modeling_utils import ModelMixin
+from diffusers.models.resnet import ResnetBlock2D
 from torch import nn
 
 from rddm.model.norm import use_norm
@@ -84,6 +91,7 @@ class RawVAE(ModelMixin, ConfigMixin, PeftAdapterMixin):
         input_residual: bool = False,
         scaling_factor: float = 1.0,
         norm_free: bool = False,
+        refine_blocks: int = 0,
     ):
         super().__init__()
         count = len(block_out_channels)
@@ -110,6 +118,13 @@ class RawVAE(ModelMixin, ConfigMixin, PeftAdapterMixin):
             out_channels=out_channels * (4 if output_shuffle else 1),
             up_block_types=("UpDecoderBlock2D",) * count,
             **common,
+        )
+        if refine_blocks < 0:
+            raise ValueError("refine_blocks must be 0 or more")
+        width = block_out_channels[0]
+        self.refine = nn.ModuleList(
+            ResnetBlock2D(in_channels=width, out_channels=width, temb_channels=None, groups=norm_num_groups)
+            for _ in range(refine_blocks)
         )
         self.quant_conv = nn.Conv2d(2 * latent_channels, 2 * latent_channels, 1)
         self.post_quant_conv = nn.Conv2d(latent_channels, latent_channels, 1)
@@ -212,6 +227,8 @@ class RawVAE(ModelMixin, ConfigMixin, PeftAdapterMixin):
             if skip is not None and not self.config.output_shuffle and index == count - 1:
                 sample = sample + F.pixel_shuffle(self.skip_full(skip), 2)
             sample = decoder.up_blocks[index](sample, None)
+        for block in self.refine:
+            sample = block(sample, None)
         rgb = decoder.conv_out(decoder.conv_act(decoder.conv_norm_out(sample)))
         rgb = F.pixel_shuffle(rgb, 2) if self.config.output_shuffle else rgb
         if self.config.input_residual:

@@ -80,7 +80,7 @@ def trainable_parameters(pipeline, parts: list[str]) -> list[nn.Parameter]:
             model is pipeline.rvae and name.startswith(("encoder.", "quant_conv."))
         ),
         "rvae_decoder": lambda name, model: (
-            model is pipeline.rvae and name.startswith(("decoder.", "post_quant_conv.", "skip_"))
+            model is pipeline.rvae and name.startswith(("decoder.", "post_quant_conv.", "skip_", "refine."))
         ),
         "unet": lambda name, model: model is pipeline.unet,
     }
@@ -129,11 +129,16 @@ def starting_model(config: TrainConfig):
     convolution starts at zero weights and the old one's bias, so the old model's noise prediction
     is kept where the old UNet's features had died (see ``unet_active`` in the log).
     ``model.padding_mode`` sets how the RVAE's convolutions pad (see :mod:`rddm.model.padding`),
-    ``model.unet_padding_mode`` the UNet's, a folder's model's too.
+    ``model.unet_padding_mode`` the UNet's, a folder's model's too. ``model.grow`` (with
+    ``from_folder``) adds refine blocks to the folder's RVAE (``{refine_blocks: N}``, see
+    :class:`rddm.model.rvae.RawVAE`), started as the identity: the grown model restores as the old
+    one did until it trains.
     """
     model = config.model
     if model.get("from_folder") and not model.get("reset_unet"):
         pipeline = load_pipeline(model["from_folder"])
+        if model.get("grow"):
+            pipeline = grown(pipeline, model["grow"])
         if model.get("padding_mode"):  # a folder's model can learn to pad another way
             use_padding(model["padding_mode"], pipeline.rvae)
             pipeline.info["padding_mode"] = model["padding_mode"]
@@ -161,6 +166,45 @@ def starting_model(config: TrainConfig):
             if hasattr(pipeline.rvae, name):
                 getattr(pipeline.rvae, name).reset_parameters()
     return pipeline
+
+
+def grown(pipeline, grow: dict):
+    """``pipeline`` with more refine blocks in its RVAE (``grow = {"refine_blocks": N}``, N more
+    than it has), every trained weight (adapters too) kept and the new blocks the identity."""
+    unknown = set(grow) - {"refine_blocks"}
+    if unknown:
+        raise ValueError(f"model.grow can only add refine_blocks, not {sorted(unknown)}")
+    # Without diffusers' private keys: its "_use_default_values" would reset refine_blocks.
+    rvae_config = {k: v for k, v in pipeline.rvae.config.items() if not k.startswith("_")}
+    before = rvae_config.get("refine_blocks", 0)
+    if int(grow["refine_blocks"]) <= before:
+        raise ValueError(f"model.grow: the model already has {before} refine blocks")
+    pipeline.unmerge_adapters()
+    bigger = build_pipeline(
+        {**rvae_config, "refine_blocks": int(grow["refine_blocks"])},
+        {k: v for k, v in pipeline.unet.config.items() if not k.startswith("_")},
+        null_prompt=pipeline.null_prompt.clone(),
+        scheduler=pipeline.scheduler,
+        patterns=tuple(name.upper() for name in pipeline.adapters),
+        lora_rank=int(pipeline.info.get("lora_rank", 4)),
+        info=dict(pipeline.info),
+        timestep=pipeline.timestep,
+        unet_norm=pipeline.info.get("unet_norm"),
+        padding_mode=pipeline.info.get("padding_mode"),
+        unet_padding_mode=pipeline.info.get("unet_padding_mode"),
+    )
+    bigger.unet.load_state_dict(pipeline.unet.state_dict())
+    missing, unexpected = bigger.rvae.load_state_dict(pipeline.rvae.state_dict(), strict=False)
+    new = list(bigger.rvae.refine)[before:]
+    expected = {f"refine.{before + i}.{key}" for i, block in enumerate(new) for key in block.state_dict()}
+    if unexpected or set(missing) != expected:
+        detail = (unexpected or missing)[:2]
+        raise ValueError(f"model.grow: the weights do not fit the grown model ({detail})")
+    with torch.no_grad():
+        for block in new:
+            block.conv2.weight.zero_()
+            block.conv2.bias.zero_()
+    return bigger
 
 
 def _fresh(config: TrainConfig):
