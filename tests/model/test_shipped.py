@@ -66,12 +66,13 @@ def test_shipped_convolutions_pad_with_the_edge(shipped):
 
 def test_a_region_decodes_only_near_itself_and_equals_the_full_restore(shipped):
     """A region restore decodes only the part of each tile within the decoder's reach of the
-    region (55 packed pixels for rddm-tiny, probed; its later stages 16 and 7) and skips tiles of
+    region (63 packed pixels for rddm-tiny, probed; its later stages 24 and 15, the refine blocks'
+    eight half-resolution convolutions included) and skips tiles of
     zero weight there: its pixels are still the full restore's."""
     raw = read_raw(shared_data("raw/plain/isp_mushfiqulalam_nikon/DSC_1339_768x512_rggb.dng"))
     reach = shipped.decode_reach(raw.cfa_pattern)
     assert reach is not None and 30 <= reach <= 80
-    assert shipped.decode_reaches(raw.cfa_pattern) == (reach, 16, 7)
+    assert shipped.decode_reaches(raw.cfa_pattern) == (reach, 24, 15)
     full = shipped.restore_ends(raw, tile_size=128, tile_overlap=32)
     windows = []
     decode_end = shipped._decode_end
