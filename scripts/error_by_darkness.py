@@ -1,7 +1,8 @@
 """Where a model's error sits against LibRaw DHT's on a few benchmark images (noise-free, RGGB):
-per-channel PSNR and mean signed error (8-bit levels) in the neutral sRGB rendering, and the error
+per-channel PSNR and mean signed error (8-bit levels) in the neutral sRGB rendering, the error
 binned by the weakest linear channel of the target (saturated colours have one near zero, where
-the sRGB curve magnifies every linear error).
+the sRGB curve magnifies every linear error), and its share and mean at edges (the target's Sobel
+gradient, grey level, dilated by 2 px, above 0.3) against flat parts.
 
     python scripts/error_by_darkness.py IMAGE... [--model rddm-tiny]
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 
+import cv2
 import numpy as np
 
 from rddm.color import render_srgb
@@ -25,6 +27,13 @@ BORDER = 8
 BINS = ((0.0, 0.005), (0.005, 0.02), (0.02, 0.08), (0.08, 1.01))
 
 
+def edges(reference: np.ndarray) -> np.ndarray:
+    """Where the rendered target has an edge (see the module docstring), border removed."""
+    grey = reference.mean(-1).astype(np.float32)
+    gradient = np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
+    return (cv2.dilate(gradient, np.ones((5, 5), np.uint8)) > 0.3)[BORDER:-BORDER, BORDER:-BORDER]
+
+
 def describe(name: str, output: np.ndarray, reference: np.ndarray, weakest: np.ndarray) -> str:
     error = (output - reference)[BORDER:-BORDER, BORDER:-BORDER]
     channels = [10 * np.log10(1 / np.mean(error[..., c] ** 2)) for c in range(3)]
@@ -35,6 +44,11 @@ def describe(name: str, output: np.ndarray, reference: np.ndarray, weakest: np.n
         inside = (weakest >= low) & (weakest < high)
         mse = squared[inside].mean() if inside.any() else 0.0
         bins.append(f"[{low:g},{high:g}) {inside.mean():.2f} of pixels, MSE {mse:.1e}")
+    edge = edges(reference)
+    bins.append(
+        f"edges {edge.mean():.2f} of pixels, MSE {squared[edge].mean():.1e} "
+        f"({squared[edge].sum() / squared.sum():.2f} of the error), flat MSE {squared[~edge].mean():.1e}"
+    )
     return (
         f"  {name}: PSNR {psnr(output, reference):.2f} (R/G/B {' / '.join(f'{c:.2f}' for c in channels)}), "
         f"mean error R/G/B {' / '.join(f'{b:+.2f}' for b in bias)} levels\n    " + "; ".join(bins)
