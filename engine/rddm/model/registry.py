@@ -175,6 +175,33 @@ def save_pipeline(pipeline: RDDMPipeline, folder: str | os.PathLike) -> Path:
     return folder
 
 
+def build_from_info(
+    rvae_config: dict,
+    unet_config: dict,
+    info: dict,
+    *,
+    null_prompt: torch.Tensor,
+    scheduler: DDPMScheduler,
+    patterns: tuple[str, ...],
+    timestep: int,
+) -> RDDMPipeline:
+    """A fresh pipeline built as a saved model's index ``info`` says (its LoRA rank, UNet
+    normalisation and padding modes): for loading a folder and for growing a loaded model."""
+    return build_pipeline(
+        rvae_config,
+        unet_config,
+        null_prompt=null_prompt,
+        scheduler=scheduler,
+        patterns=patterns,
+        lora_rank=int(info.get("lora_rank", 4)),
+        info=info,
+        timestep=timestep,
+        unet_norm=info.get("unet_norm"),
+        padding_mode=info.get("padding_mode"),
+        unet_padding_mode=info.get("unet_padding_mode"),
+    )
+
+
 def load_pipeline(name_or_path: str | os.PathLike = DEFAULT_MODEL) -> RDDMPipeline:
     """Load a model folder (or shipped name / hub id) on the CPU in float32.
 
@@ -196,18 +223,14 @@ def load_pipeline(name_or_path: str | os.PathLike = DEFAULT_MODEL) -> RDDMPipeli
     }
     info.setdefault("lora_rank", 4)
     try:
-        pipeline = build_pipeline(
+        pipeline = build_from_info(
             _read_json(folder / "rvae" / "config.json"),
             _read_json(folder / "unet" / "config.json"),
+            info,
             null_prompt=null_prompt,
             scheduler=DDPMScheduler.from_config(scheduler_config),
             patterns=tuple(name.upper() for name in index.get("adapters", [])),
-            lora_rank=int(info["lora_rank"]),
-            info=info,
             timestep=int(index.get("timestep", 999)),
-            unet_norm=info.get("unet_norm"),
-            padding_mode=info.get("padding_mode"),
-            unet_padding_mode=info.get("unet_padding_mode"),
         )
     except (TypeError, ValueError, KeyError) as error:
         raise ModelLoadError(f"{folder}: configuration cannot build the model ({error})") from None

@@ -22,7 +22,7 @@ from torch import nn
 
 from rddm.errors import RddmError
 from rddm.model.padding import use_padding
-from rddm.model.registry import build_pipeline, load_pipeline, save_pipeline
+from rddm.model.registry import build_from_info, build_pipeline, load_pipeline, save_pipeline
 from rddm.raw.cfa import CFA_PATTERNS
 from rddm.synth import SynthConfig
 from rddm.train.config import Stage, TrainConfig
@@ -180,18 +180,14 @@ def grown(pipeline, grow: dict):
     if int(grow["refine_blocks"]) <= before:
         raise ValueError(f"model.grow: the model already has {before} refine blocks")
     pipeline.unmerge_adapters()
-    bigger = build_pipeline(
+    bigger = build_from_info(
         {**rvae_config, "refine_blocks": int(grow["refine_blocks"])},
         {k: v for k, v in pipeline.unet.config.items() if not k.startswith("_")},
+        dict(pipeline.info),
         null_prompt=pipeline.null_prompt.clone(),
         scheduler=pipeline.scheduler,
         patterns=tuple(name.upper() for name in pipeline.adapters),
-        lora_rank=int(pipeline.info.get("lora_rank", 4)),
-        info=dict(pipeline.info),
         timestep=pipeline.timestep,
-        unet_norm=pipeline.info.get("unet_norm"),
-        padding_mode=pipeline.info.get("padding_mode"),
-        unet_padding_mode=pipeline.info.get("unet_padding_mode"),
     )
     bigger.unet.load_state_dict(pipeline.unet.state_dict())
     missing, unexpected = bigger.rvae.load_state_dict(pipeline.rvae.state_dict(), strict=False)
