@@ -1,6 +1,6 @@
 """How far (packed pixels) a model's encoder side reads around a point: nudge one packed pixel of
-random planes and see how far the RVAE's latent, the UNet's x0 prediction ``z_hq`` and each skip
-feature change. Against the decoder's reaches (``RDDMPipeline.decode_reaches``) this says whether a
+random planes and see how far the RVAE's latent, the UNet's x0 prediction ``z_hq`` and the skip
+features change. Against the decoder's reaches (``RDDMPipeline.decode_reaches``) this says whether a
 region restore could also encode only part of a tile: the restored end needs ``z_hq`` exact over
 the first decode box, so a tile's encode could shrink only to that box plus ``z_hq``'s reach.
 
@@ -91,12 +91,8 @@ def main() -> None:
     latent_scale = size // base[0].shape[-1]
     print(f"latent: {reach(base[0], moved[0], middle, latent_scale)} packed px")
     print(f"z_hq (UNet x0): {reach(base[2], moved[2], middle, latent_scale)} packed px")
-    skips = base[1] if isinstance(base[1], (list, tuple)) else [base[1]]
-    moved_skips = moved[1] if isinstance(moved[1], (list, tuple)) else [moved[1]]
-    for index, (feature, other) in enumerate(zip(skips, moved_skips, strict=True)):
-        if torch.is_tensor(feature) and feature.dim() == 4:
-            scale = size // feature.shape[-1]
-            print(f"skip {index} (1/{scale}): {reach(feature, other, middle, scale)} packed px")
+    if base[1] is not None:  # the skip features (models with skip connections)
+        print(f"skip features: {reach(base[1], moved[1], middle, size // base[1].shape[-1])} packed px")
     print(f"decoder reaches per cut {pipeline.rvae.decode_cuts}: {pipeline.decode_reaches('RGGB')}")
     if args.region:
         with tempfile.TemporaryDirectory() as scratch:

@@ -221,7 +221,6 @@ def load_pipeline(name_or_path: str | os.PathLike = DEFAULT_MODEL) -> RDDMPipeli
     info = {
         k: v for k, v in index.items() if k not in ("_class_name", "format_version", "adapters", "timestep")
     }
-    info.setdefault("lora_rank", 4)
     try:
         pipeline = build_from_info(
             _read_json(folder / "rvae" / "config.json"),
