@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.rddm-installed
 SHARED ?= ../shared/data
 DEMO_OUT ?= out/demo
 
-.PHONY: all demo test lint format system-deps sample bench bench-engine bench-gpu tile-error tile-timing eval eval-subset eval-figures eval-noise-free ablation-adapters preview-figure before-after clean
+.PHONY: all demo test lint format system-deps sample bench bench-engine bench-gpu tile-error tile-timing eval eval-subset eval-figures eval-noise-free ablation-adapters ablation-scratch preview-figure before-after clean
 
 all: test
 
@@ -88,6 +88,12 @@ bench-gpu: $(STAMP)
 # on 2 cores; the classical rows come from eval-subset's results).
 ablation-adapters: $(STAMP)
 	$(BIN)/python scripts/ablation_adapters.py --out runs/ablation-adapters \
+	  $(if $(wildcard out/eval-subset/results.json),--classical-from out/eval-subset/results.json,)
+
+# The fair form: a model with CMB-LoRA and one without adapters, both from fresh weights with
+# rddm-tiny.yaml for 6000 steps, side by side on one core each (~80 min on 2 cores).
+ablation-scratch: $(STAMP)
+	$(BIN)/python scripts/ablation_adapters.py --from-scratch --steps 6000 --out runs/ablation-scratch \
 	  $(if $(wildcard out/eval-subset/results.json),--classical-from out/eval-subset/results.json,)
 
 # The full sets (hours on a 2-core CPU); eval-subset is the README's table (4 images of each set,

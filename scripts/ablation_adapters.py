@@ -13,7 +13,12 @@ then scores both with ``rddm eval`` on the README's subset (classical rows reuse
 ``results.json`` when given). The shared model gets the same steps to adapt to running without
 adapters; if the adapters still win, they win.
 
+With ``--from-scratch`` both start from fresh weights instead (``rddm-tiny.yaml`` as committed, the
+same seed, its learning rate unless ``--learning-rate`` is given): the fair form of the ablation,
+one model trained with CMB-LoRA and one trained without adapters, equal in everything else.
+
     python scripts/ablation_adapters.py --out runs/ablation [--steps 500] [--classical-from JSON]
+    python scripts/ablation_adapters.py --from-scratch --steps 3000 --out runs/ablation-scratch
 """
 
 from __future__ import annotations
@@ -43,11 +48,21 @@ def shared_start(folder: Path) -> Path:
     return folder
 
 
-def config_for(name: str, start: Path, parts: list[str], steps: int, learning_rate: float) -> dict:
+def config_for(
+    name: str, start: Path | None, parts: list[str], steps: int, learning_rate: float | None
+) -> dict:
+    """rddm-tiny.yaml for one side: from ``start``'s weights, or fresh ones (adapters as ``parts``
+    say) when ``start`` is None; the learning rate is the config's own when None."""
     config = yaml.safe_load((CONFIG_DIR / "rddm-tiny.yaml").read_text())
     config["name"] = f"rddm-tiny-{name}"
-    config["model"]["from_folder"] = str(start)
-    config["stages"] = [{"name": "joint", "steps": steps, "train": parts, "learning_rate": learning_rate}]
+    if start is None:
+        config["model"]["adapters"] = "adapters" in parts
+    else:
+        config["model"]["from_folder"] = str(start)
+    stage = config["stages"][0]
+    if learning_rate is None:
+        learning_rate = stage["learning_rate"]
+    config["stages"] = [{**stage, "steps": steps, "train": parts, "learning_rate": learning_rate}]
     config["threads"] = 1  # both runs side by side, one core each
     config["validate_every"] = config["checkpoint_every"] = max(50, steps // 4)
     return config
@@ -57,20 +72,31 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("runs/ablation-adapters"))
     parser.add_argument("--steps", type=int, default=500)
-    parser.add_argument("--learning-rate", type=float, default=2e-4)
+    parser.add_argument(
+        "--learning-rate", type=float, help="peak learning rate (default 2e-4, from scratch the config's)"
+    )
+    parser.add_argument(
+        "--from-scratch", action="store_true", help="both from fresh weights instead of the shipped ones"
+    )
     parser.add_argument("--classical-from", help="results.json with the subset's classical rows")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     bin_dir = Path(sys.executable).parent
     rddm = str(bin_dir / "rddm")
+    learning_rate = args.learning_rate
+    if args.from_scratch:
+        starts = (None, None)
+    else:
+        starts = (MODELS_DIR / DEFAULT_MODEL, shared_start(args.out / "shared-start"))
+        learning_rate = learning_rate or 2e-4
     runs = {
-        "with-adapters": (MODELS_DIR / DEFAULT_MODEL, ["rvae_encoder", "rvae_decoder", "unet", "adapters"]),
-        "shared": (shared_start(args.out / "shared-start"), ["rvae_encoder", "rvae_decoder", "unet"]),
+        "with-adapters": (starts[0], ["rvae_encoder", "rvae_decoder", "unet", "adapters"]),
+        "shared": (starts[1], ["rvae_encoder", "rvae_decoder", "unet"]),
     }
     processes, logs = {}, []
     for name, (start, parts) in runs.items():
         config_path = args.out / f"{name}.yaml"
-        config = config_for(name, start, parts, args.steps, args.learning_rate)
+        config = config_for(name, start, parts, args.steps, learning_rate)
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         logs.append((args.out / f"{name}.out").open("w"))
         command = [rddm, "train", "--config", str(config_path), "--out", str(args.out / name), "--quiet"]

@@ -97,7 +97,7 @@ def main() -> None:
     if args.region:
         with tempfile.TemporaryDirectory() as scratch:
             raw = args.raw or bench_raw(Path(scratch), "12MP", *SIZES["12MP"])
-            time_region(load_pipeline(args.model).to("auto"), raw)
+            time_region(pipeline.to("auto"), raw)  # .to unmerges the probe's adapter
 
 
 if __name__ == "__main__":

@@ -183,7 +183,7 @@ def grown(pipeline, grow: dict):
     bigger = build_from_info(
         {**rvae_config, "refine_blocks": int(grow["refine_blocks"])},
         {k: v for k, v in pipeline.unet.config.items() if not k.startswith("_")},
-        dict(pipeline.info),
+        pipeline.info,
         null_prompt=pipeline.null_prompt.clone(),
         scheduler=pipeline.scheduler,
         patterns=tuple(name.upper() for name in pipeline.adapters),
