@@ -1,24 +1,25 @@
-"""CMB-LoRA against one shared model, both trained equally from the shipped weights
-(`make ablation-adapters`).
+"""CMB-LoRA against one shared model, both trained equally (`make ablation-adapters`,
+`make ablation-scratch`).
 
 The evaluation's "adapters off" row switches the adapters off a model that was trained with them,
-which is not a model trained without them. This script gives the ablation a fairer footing without
-a second from-scratch run (hours here): from the shipped weights it trains, for the same steps,
+which is not a model trained without them. By default this script gives the ablation a fairer
+footing without two from-scratch runs: from the shipped weights it trains, for the same steps,
 with the same data, seed and schedule,
 
 - ``with-adapters``: the shipped model with its four adapters (all parts learn), and
 - ``shared``: the same base weights with the adapters removed (one model for every pattern),
 
-then scores both with ``rddm eval`` on the README's subset (classical rows reused from an earlier
-``results.json`` when given). The shared model gets the same steps to adapt to running without
-adapters; if the adapters still win, they win.
+then scores both with ``rddm eval`` on the README's subset, with the adapter model's row for
+canonicalisation by shifting (classical rows reused from an earlier ``results.json`` when
+given). The shared model gets the same steps to adapt to running without adapters; if the adapters
+still win, they win.
 
 With ``--from-scratch`` both start from fresh weights instead (``rddm-tiny.yaml`` as committed, the
 same seed, its learning rate unless ``--learning-rate`` is given): the fair form of the ablation,
 one model trained with CMB-LoRA and one trained without adapters, equal in everything else.
 
     python scripts/ablation_adapters.py --out runs/ablation [--steps 500] [--classical-from JSON]
-    python scripts/ablation_adapters.py --from-scratch --steps 3000 --out runs/ablation-scratch
+    python scripts/ablation_adapters.py --from-scratch --steps 6000 --out runs/ablation-scratch
 """
 
 from __future__ import annotations
@@ -120,6 +121,7 @@ def main() -> int:
     command = [rddm, "eval", "--model"]
     command += [f"{name}={args.out / name / 'model'}" for name in runs]
     command += ["--images", "4", "--crop", "256", "--strengths", "0.5", "--bm3d-after", "dht"]
+    command += ["--canonical-shift"]  # the adapter model's "RGGB adapter + shift" row (shared: none)
     command += ["--out", str(args.out / "eval"), "--quiet"]
     if shutil.which("darktable-cli"):
         command.append("--darktable")
