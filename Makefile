@@ -84,17 +84,19 @@ bench-gpu: $(STAMP)
 	  --raw $(SHARED)/raw/plain/isp_mushfiqulalam_nikon/DSC_1339_768x512_rggb.dng \
 	  --photo $(SHARED)/srgb-bench/kodak24/kodim05.png --data $(SHARED)/train-srgb
 
-# CMB-LoRA against a shared model, both trained 500 more steps from the shipped weights (~20 min
-# on 2 cores; the classical rows come from eval-subset's results).
+# CMB-LoRA against a shared model and against one trained on RGGB only (canonicalisation by
+# shifting), all three trained 500 more steps from the shipped weights (~30 min on 2 cores; the
+# classical rows come from eval-subset's results).
 ablation-adapters: $(STAMP)
 	$(BIN)/python scripts/ablation_adapters.py --out runs/ablation-adapters \
 	  $(if $(wildcard out/eval-subset/results.json),--classical-from out/eval-subset/results.json,)
 
-# The fair form: a model with CMB-LoRA and one without adapters, both from fresh weights with
-# rddm-tiny.yaml for 6000 steps, side by side on one core each (~80 min on 2 cores).
+# The fair form: a model with CMB-LoRA, one without adapters and one without adapters trained on
+# RGGB only, all from fresh weights with rddm-tiny.yaml for 6000 steps, side by side on one thread
+# each (~2 h on 2 cores; one side alone: add SIDES=canonical, ~45 min).
 ablation-scratch: $(STAMP)
 	$(BIN)/python scripts/ablation_adapters.py --from-scratch --steps 6000 --out runs/ablation-scratch \
-	  $(if $(wildcard out/eval-subset/results.json),--classical-from out/eval-subset/results.json,)
+	  $(if $(SIDES),--sides $(SIDES),) $(if $(wildcard out/eval-subset/results.json),--classical-from out/eval-subset/results.json,)
 
 # The full sets (hours on a 2-core CPU); eval-subset is the README's table (4 images of each set,
 # 256 px crops, BM3D after DHT only: ~15 s of CPU per crop and sigma). Both run darktable-cli's chain

@@ -12,9 +12,9 @@ from rddm.errors import RddmError
 from rddm.model import Cancelled, RDDMPipeline
 from rddm.model.lora import base_weights
 from rddm.model.norm import AffineNorm, PixelGroupNorm, use_norm
-from rddm.model.registry import load_pipeline
+from rddm.model.registry import build_pipeline, load_pipeline
 from rddm.raw import CFA_PATTERNS
-from tests.conftest import pad_modes, random_raw
+from tests.conftest import TINY, pad_modes, random_raw
 
 
 @pytest.mark.parametrize("pattern", CFA_PATTERNS)
@@ -426,3 +426,32 @@ def test_a_restore_merges_the_adapter_and_gives_the_layers_weights_back_exactly(
     pipeline.save_pretrained(tmp_path / "saved")
     assert unchanged(pipeline) and unchanged(load_pipeline(tmp_path / "saved"))
     np.testing.assert_array_equal(pipeline(raw, 0.5, tile_size=32, tile_overlap=8), merged)
+
+
+def test_a_model_trained_on_one_pattern_shifts_the_others_onto_it(tmp_path):
+    torch.manual_seed(0)
+    pipeline = build_pipeline(
+        TINY["rvae"],
+        TINY["unet"],
+        null_prompt=torch.randn(1, TINY["prompt_tokens"], TINY["prompt_dim"]),
+        info={"name": "test-canonical", "canonical_pattern": "RGGB"},
+    )
+    pipeline.save_pretrained(tmp_path / "canonical")
+    pipeline = load_pipeline(tmp_path / "canonical")  # the pattern travels in the model index
+    assert pipeline.adapters == () and pipeline.info["canonical_pattern"] == "RGGB"
+    assert [pipeline.route_pattern(p) for p in CFA_PATTERNS] == [
+        ("RGGB", 0, 0),
+        ("RGGB", 1, 1),
+        ("RGGB", 0, 1),
+        ("RGGB", 1, 0),
+    ]
+    raw = random_raw(64, 80, "GBRG")
+    out = pipeline(raw, 0.5, tile_size=32, tile_overlap=8)
+    shifted = random_raw(64, 80, "GBRG")
+    shifted.cfa, shifted.cfa_pattern = raw.cfa[1:, :], "RGGB"
+    expected = pipeline(shifted, 0.5, tile_size=32, tile_overlap=8)
+    np.testing.assert_allclose(out[1:], expected, atol=1e-6)
+    np.testing.assert_array_equal(out[0], out[1])
+    # Without a canonical pattern a shared model runs every pattern as it is.
+    pipeline.info.pop("canonical_pattern")
+    assert pipeline.route_pattern("GBRG") == ("GBRG", 0, 0)

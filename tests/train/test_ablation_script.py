@@ -1,4 +1,4 @@
-"""scripts/ablation_adapters.py: the configs of its two sides are the same but for the adapters."""
+"""scripts/ablation_adapters.py: its sides' configs differ only in the adapters or the pattern."""
 
 from __future__ import annotations
 
@@ -49,3 +49,21 @@ def test_from_shipped_weights_keeps_its_learning_rate(tmp_path):
     assert config["model"]["from_folder"] == str(tmp_path)
     assert config["stages"][0]["learning_rate"] == 2e-4
     assert config["model"]["adapters"] is True  # the folder's index decides, not the config
+
+
+def test_the_canonical_side_differs_from_the_shared_one_only_in_its_pattern(tmp_path):
+    script = _script()
+    parts = ["rvae_encoder", "rvae_decoder", "unet"]
+    shared = script.config_for("shared", None, parts, 12, None)
+    canonical = script.config_for("canonical", None, parts, 12, None, "RGGB", threads=2)
+    assert {key for key in canonical if canonical[key] != shared[key]} == {"name", "model", "threads"}
+    assert {k for k in canonical["model"] if canonical["model"].get(k) != shared["model"].get(k)} == {
+        "canonical_pattern"
+    }
+    canonical["model"]["rvae"]["block_out_channels"] = [8, 8, 8]
+    canonical["model"]["unet"]["block_out_channels"] = [8, 16]
+    path = tmp_path / "canonical.yaml"
+    path.write_text(yaml.safe_dump(canonical))
+    config = load_config(path)
+    assert config.model["canonical_pattern"] == "RGGB" and config.threads == 2
+    assert starting_model(config).adapters == ()

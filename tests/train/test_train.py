@@ -8,12 +8,14 @@ import json
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 
+from rddm.errors import RddmError
 from rddm.model.registry import load_pipeline
 from rddm.synth import SynthConfig
 from rddm.train.config import CONFIG_DIR, Stage, TrainConfig, load_config
-from rddm.train.data import PairBatches, load_sources
+from rddm.train.data import PairBatches, load_sources, validation_batches
 from rddm.train.loop import RDDMTrainer, TrainingDiverged, starting_model, train, trainable_parameters
 from rddm.train.losses import restoration_loss
 from tests.conftest import pad_modes
@@ -355,8 +357,6 @@ def test_compressed_saturation_stays_in_gamut_without_clipping():
 
 
 def test_a_config_with_an_unknown_saturation_mode_is_refused(tmp_path):
-    from rddm.errors import RddmError
-
     config = tmp_path / "bad.yaml"
     shipped = CONFIG_DIR / "rddm-tiny.yaml"
     config.write_text(shipped.read_text(encoding="utf-8") + "\nsaturation_mode: soft\n", encoding="utf-8")
@@ -477,3 +477,40 @@ def test_a_folders_model_grows_refine_blocks_that_start_as_the_identity(photos, 
     again = {**grow, "from_folder": str(tmp_path / "grown" / "model")}
     with pytest.raises(ValueError, match="already has 2 refine blocks"):
         starting_model(dataclasses.replace(config, model=again))
+
+
+def test_a_canonical_run_trains_on_one_pattern_with_the_same_crops(photos, tmp_path):
+    model = {**MINI_MODEL, "adapters": False, "canonical_pattern": "rggb"}
+    config = mini_config(photos, 2, model=model)
+    config.stages[0].train = ["rvae_encoder", "rvae_decoder", "unet"]
+    images = load_sources(str(photos), 900)
+    mixed = PairBatches(images, 32, 4, config.noise, SynthConfig(), seed=3)
+    canonical = PairBatches(images, 32, 4, config.noise, SynthConfig(), seed=3, canonical_pattern="rggb")
+    patterns = set()
+    for step in range(8):  # each batch starts from the same crop; only RGGB mosaics
+        a, b = mixed.batch(step), canonical.batch(step)
+        patterns.add(a["pattern"])
+        assert b["pattern"] == "RGGB"
+        assert torch.equal(a["target"][0], b["target"][0]) and torch.equal(a["to_srgb"][0], b["to_srgb"][0])
+    assert len(patterns) > 1
+    for batch in validation_batches(images[-2:], 64, canonical_pattern="RGGB"):
+        assert batch["pattern"] == "RGGB"
+
+    folder = train(config, tmp_path / "run", progress=False)
+    pipeline = load_pipeline(folder)
+    assert pipeline.adapters == () and pipeline.info["canonical_pattern"] == "RGGB"
+    assert pipeline.route_pattern("GRBG") == ("RGGB", 0, 1)
+
+
+def test_a_canonical_pattern_needs_a_model_without_adapters(tmp_path):
+    config = yaml.safe_load((CONFIG_DIR / "rddm-tiny.yaml").read_text())
+    config["model"]["canonical_pattern"] = "RGGB"
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(RddmError, match="canonical_pattern needs model.adapters: false"):
+        load_config(path)
+    config["model"]["canonical_pattern"] = "RGBG"
+    config["model"]["adapters"] = False
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(RddmError, match="unknown CFA pattern"):
+        load_config(path)

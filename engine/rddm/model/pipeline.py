@@ -180,16 +180,25 @@ class RDDMPipeline:
         """(pattern to run, rows, columns to drop first) for an image of ``cfa_pattern``.
 
         With the pattern's own adapter (or no adapters at all) nothing changes. Otherwise the
-        mosaic is shifted by one row and/or column to a pattern the model has (canonicalisation).
+        mosaic is shifted by one row and/or column to a pattern the model has (canonicalisation):
+        to an adapter's pattern, or, for a model without adapters trained on one pattern only
+        (``canonical_pattern`` in its index, see ``rddm.train``), to that pattern.
         """
         pattern = check_pattern(cfa_pattern)
-        if not self.adapters or adapter_name(pattern) in self.adapters:
+        canonical = self.info.get("canonical_pattern")
+        if self.adapters:
+            runs, known = set(self.adapters), ", ".join(self.adapters)
+        elif canonical:
+            runs, known = {adapter_name(check_pattern(canonical))}, check_pattern(canonical)
+        else:
+            return pattern, 0, 0
+        if adapter_name(pattern) in runs:
             return pattern, 0, 0
         for top, left in ((0, 1), (1, 0), (1, 1)):
             shifted = pattern_after_crop(pattern, top, left)
-            if adapter_name(shifted) in self.adapters:
+            if adapter_name(shifted) in runs:
                 return shifted, top, left
-        raise RddmError(f"model has no adapter for {pattern} (it has {', '.join(self.adapters)})")
+        raise RddmError(f"model has no adapter for {pattern} (it has {known})")
 
     def activate_adapter(self, pattern: str, *, merged: bool = False) -> None:
         """Switch the UNet and RVAE to the adapter of ``pattern`` (a no-op when it is on already).

@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from rddm.errors import RddmError
+from rddm.raw.cfa import check_pattern
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -30,7 +31,10 @@ class TrainConfig:
     """Everything a training run depends on; saved next to its checkpoints."""
 
     name: str
-    model: dict  # {"rvae": {...}, "unet": {...}, "prompt_tokens": int, "prompt_dim": int, "lora_rank": int}
+    # {"rvae": {...}, "unet": {...}, "prompt_tokens": int, "prompt_dim": int, "lora_rank": int, ...};
+    # "canonical_pattern" (with "adapters": false): trained on that Bayer pattern only, and every
+    # other pattern is shifted onto it at restore time (canonicalisation by shifting).
+    model: dict
     stages: list[Stage]
     data_dir: str = "../shared/data/train-srgb"
     validation_images: int = 8  # the last N images of data_dir (sorted) are held out for validation
@@ -68,6 +72,11 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.saturation_mode not in ("clip", "compress"):
             raise ValueError(f"saturation_mode must be clip or compress, not {self.saturation_mode!r}")
+        canonical = self.model.get("canonical_pattern")
+        if canonical is not None:
+            check_pattern(canonical)
+            if self.model.get("adapters", True) and not self.model.get("from_folder"):
+                raise ValueError("model.canonical_pattern needs model.adapters: false (one shared model)")
 
     @property
     def total_steps(self) -> int:

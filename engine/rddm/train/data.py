@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from rddm.color import camera_to_srgb_matrix, srgb_decode, srgb_encode
-from rddm.raw.cfa import CFA_PATTERNS, balance_planes, pack
+from rddm.raw.cfa import CFA_PATTERNS, balance_planes, check_pattern, pack, pattern_after_crop
 from rddm.synth import SynthConfig, synthesize_pair
 from rddm.synth.dataset import list_images, random_crop, read_srgb
 
@@ -89,7 +89,13 @@ def _stack(samples: list[dict], pattern: str) -> dict:
 class PairBatches:
     """Batches synthesized on the fly; batch ``k`` depends only on (seed, k, process), so a resumed
     run sees exactly the batches it would have seen. One Bayer pattern per batch (one adapter runs
-    per forward pass); the noise kind is drawn per sample from ``noise_mix``."""
+    per forward pass); the noise kind is drawn per sample from ``noise_mix``.
+
+    With ``canonical_pattern`` every mosaic is of that pattern: canonicalisation in training, the
+    same as shifting each mosaic of another pattern by a row and/or column onto it (a random crop
+    has no preferred phase). The pattern is still drawn, so each batch starts from the same crop as
+    in a run over all four patterns with the same seed; the streams part after the first noisy
+    sample (Poisson draws consume the generator by value), the distribution stays the same."""
 
     def __init__(
         self,
@@ -103,6 +109,7 @@ class PairBatches:
         saturation_probability: float = 0.0,
         saturation_range: tuple[float, float] = (1.0, 1.0),
         saturation_mode: str = "clip",
+        canonical_pattern: str | None = None,
     ):
         self.images = [im for im in images if min(im.shape[:2]) >= crop]
         if not self.images:
@@ -110,6 +117,7 @@ class PairBatches:
         self.crop, self.batch_size, self.seed, self.skip_dropout = crop, batch_size, seed, skip_dropout
         self.saturation_probability, self.saturation_range = saturation_probability, saturation_range
         self.saturation_mode = saturation_mode
+        self.canonical_pattern = check_pattern(canonical_pattern) if canonical_pattern else None
         self.kinds = list(noise_mix)
         weights = np.asarray([noise_mix[k] for k in self.kinds], dtype=np.float64)
         self.weights = weights / weights.sum()
@@ -118,6 +126,7 @@ class PairBatches:
     def batch(self, step: int, process: int = 0) -> dict:
         rng = np.random.default_rng([self.seed, step, process])
         pattern = CFA_PATTERNS[rng.integers(4)]
+        pattern = self.canonical_pattern or pattern
         samples = []
         for _ in range(self.batch_size):
             image = self.images[rng.integers(len(self.images))]
@@ -178,21 +187,34 @@ def step_batches(batches: PairBatches, start: int, end: int, process: int = 0, w
         cv2.setNumThreads(threads)
 
 
-def validation_batches(images, crop: int, iso: int | None = 3200, seed: int = 1234) -> list[dict]:
+def validation_batches(
+    images, crop: int, iso: int | None = 3200, seed: int = 1234, canonical_pattern: str | None = None
+) -> list[dict]:
     """Fixed batches, one per pattern: the centre crop of every validation image at the reference
-    noise of ``iso`` (noise-free for None)."""
+    noise of ``iso`` (noise-free for None).
+
+    With ``canonical_pattern`` (a model trained on that pattern only) each batch is what the model
+    runs for that pattern at inference: the mosaic shifted by a row and/or column onto the
+    canonical pattern, that is the canonical pattern's mosaic of the crop moved by as much."""
     config = SynthConfig(noise="none") if iso is None else SynthConfig(noise="reference", iso=iso)
     batches = []
     for pattern_index, pattern in enumerate(CFA_PATTERNS):
         samples = []
         for index, image in enumerate(images):
             height, width = image.shape[:2]
-            size = min(crop, height, width) // 8 * 8
+            # With a canonical pattern a pixel is kept spare on each side for the shift below.
+            spare = 1 if canonical_pattern else 0
+            size = min(crop, height - spare, width - spare) // 8 * 8
             top, left = (height - size) // 4 * 2, (width - size) // 4 * 2
+            runs = pattern
+            if canonical_pattern:
+                runs = check_pattern(canonical_pattern)
+                down, right = next(
+                    (t, c) for t in (0, 1) for c in (0, 1) if pattern_after_crop(pattern, t, c) == runs
+                )
+                top, left = top + down, left + right
             rng = np.random.default_rng([seed, index, pattern_index])
-            pair = synthesize_pair(
-                image[top : top + size, left : left + size], config, rng, cfa_pattern=pattern
-            )
+            pair = synthesize_pair(image[top : top + size, left : left + size], config, rng, cfa_pattern=runs)
             samples.append(_tensors(pair))
-        batches.append(_stack(samples, pattern))
+        batches.append(_stack(samples, runs))
     return batches

@@ -23,7 +23,7 @@ from torch import nn
 from rddm.errors import RddmError
 from rddm.model.padding import use_padding
 from rddm.model.registry import build_from_info, build_pipeline, load_pipeline, save_pipeline
-from rddm.raw.cfa import CFA_PATTERNS
+from rddm.raw.cfa import CFA_PATTERNS, check_pattern
 from rddm.synth import SynthConfig
 from rddm.train.config import Stage, TrainConfig
 from rddm.train.data import PairBatches, load_sources, step_batches, validation_batches
@@ -231,6 +231,11 @@ class _Run:
         self.config, self.out, self.accelerator = config, out, accelerator
         torch.manual_seed(config.seed)
         self.pipeline = starting_model(config)
+        canonical = config.model.get("canonical_pattern")
+        if canonical:  # trained on that pattern only; restores shift every other one onto it
+            if self.pipeline.adapters:
+                raise ValueError("model.canonical_pattern is for a model without adapters")
+            self.pipeline.info["canonical_pattern"] = check_pattern(canonical)
         self.trainer = accelerator.prepare(RDDMTrainer(self.pipeline))
         self.stage_index = -1
         self.step, self.seconds = 0, 0.0
@@ -311,6 +316,8 @@ def train(
         defocus_probability=config.defocus_probability,
         downsample_probability=config.downsample_probability,
     )
+    run = _Run(config, out, accelerator)
+    canonical = run.pipeline.info.get("canonical_pattern")
     batches = PairBatches(
         images[:-held_out] if held_out else images,
         config.crop,
@@ -322,9 +329,13 @@ def train(
         saturation_probability=config.saturation_probability,
         saturation_range=tuple(config.saturation_range),
         saturation_mode=config.saturation_mode,
+        canonical_pattern=canonical,
     )
-    validation = validation_batches(images[-held_out:], 256, config.validation_iso) if held_out else []
-    run = _Run(config, out, accelerator)
+    validation = (
+        validation_batches(images[-held_out:], 256, config.validation_iso, canonical_pattern=canonical)
+        if held_out
+        else []
+    )
     checkpoint = _latest_checkpoint(out) if resume else None
     if checkpoint is not None:
         run.restore(checkpoint)
