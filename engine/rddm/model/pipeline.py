@@ -185,11 +185,11 @@ class RDDMPipeline:
         (``canonical_pattern`` in its index, see ``rddm.train``), to that pattern.
         """
         pattern = check_pattern(cfa_pattern)
-        canonical = self.info.get("canonical_pattern")
         if self.adapters:
             runs, known = set(self.adapters), ", ".join(self.adapters)
-        elif canonical:
-            runs, known = {adapter_name(check_pattern(canonical))}, check_pattern(canonical)
+        elif self.info.get("canonical_pattern"):
+            known = check_pattern(self.info["canonical_pattern"])
+            runs = {adapter_name(known)}
         else:
             return pattern, 0, 0
         if adapter_name(pattern) in runs:

@@ -125,8 +125,8 @@ class PairBatches:
 
     def batch(self, step: int, process: int = 0) -> dict:
         rng = np.random.default_rng([self.seed, step, process])
-        pattern = CFA_PATTERNS[rng.integers(4)]
-        pattern = self.canonical_pattern or pattern
+        drawn = CFA_PATTERNS[rng.integers(4)]  # drawn in any case: the same stream of crops
+        pattern = self.canonical_pattern or drawn
         samples = []
         for _ in range(self.batch_size):
             image = self.images[rng.integers(len(self.images))]
@@ -202,7 +202,7 @@ def validation_batches(
         samples = []
         for index, image in enumerate(images):
             height, width = image.shape[:2]
-            # With a canonical pattern a pixel is kept spare on each side for the shift below.
+            # With a canonical pattern one row and one column are kept spare for the shift below.
             spare = 1 if canonical_pattern else 0
             size = min(crop, height - spare, width - spare) // 8 * 8
             top, left = (height - size) // 4 * 2, (width - size) // 4 * 2
