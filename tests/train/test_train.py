@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from accelerate import Accelerator
 from PIL import Image
 
 from rddm.errors import RddmError
@@ -16,9 +17,17 @@ from rddm.model.registry import load_pipeline
 from rddm.synth import SynthConfig
 from rddm.train.config import CONFIG_DIR, Stage, TrainConfig, load_config
 from rddm.train.data import PairBatches, load_sources, validation_batches
-from rddm.train.loop import RDDMTrainer, TrainingDiverged, starting_model, train, trainable_parameters
+from rddm.train.loop import (
+    RDDMTrainer,
+    TrainingDiverged,
+    _Run,
+    canonical_from_adapter,
+    starting_model,
+    train,
+    trainable_parameters,
+)
 from rddm.train.losses import restoration_loss
-from tests.conftest import pad_modes
+from tests.conftest import pad_modes, random_raw
 
 MINI_MODEL = {
     "rvae": {
@@ -514,3 +523,33 @@ def test_a_canonical_pattern_needs_a_model_without_adapters(tmp_path):
     path.write_text(yaml.safe_dump(config))
     with pytest.raises(RddmError, match="unknown CFA pattern"):
         load_config(path)
+
+
+def test_a_folders_model_becomes_canonical_with_its_adapter_merged(photos, tmp_path):
+    """``model.canonical_pattern`` on a folder with adapters: that pattern's adapter is merged into
+    the model's own weights and the others dropped, so the new model restores that pattern exactly
+    as the old one did with its adapter; it trains on that pattern and shifts the others onto it."""
+    config = mini_config(photos, 2)
+    folder = train(config, tmp_path / "small", progress=False)
+    old = load_pipeline(folder)
+    with torch.no_grad():  # adapters that change something, as after longer training
+        for model in (old.unet, old.rvae):
+            for name, parameter in model.named_parameters():
+                if "lora_B" in name:
+                    parameter.normal_(0.0, 0.05, generator=torch.Generator().manual_seed(len(name)))
+    old.save_pretrained(folder)
+    model = {**MINI_MODEL, "from_folder": str(folder), "canonical_pattern": "GRBG"}
+    stage = dataclasses.replace(config.stages[0], train=["rvae_encoder", "rvae_decoder", "unet"])
+    canonical = dataclasses.replace(config, model=model, stages=[stage])
+    raw = random_raw(48, 64, "GRBG")
+    expected = old(raw, 0.5, tile_size=32, tile_overlap=8)
+    run = _Run(canonical, tmp_path / "unused", Accelerator())
+    new = run.pipeline
+    assert new.adapters == () and new.info["canonical_pattern"] == "GRBG"
+    np.testing.assert_allclose(new(raw, 0.5, tile_size=32, tile_overlap=8), expected, atol=2e-5)
+    assert new.route_pattern("RGGB") == ("GRBG", 0, 1)
+    trained = load_pipeline(train(canonical, tmp_path / "canonical", progress=False))
+    assert trained.adapters == () and trained.info["canonical_pattern"] == "GRBG"
+    with pytest.raises(ValueError, match="has no RGGB adapter"):
+        old.adapters = ("grbg",)
+        canonical_from_adapter(old, "RGGB")

@@ -21,6 +21,7 @@ from accelerate import Accelerator
 from torch import nn
 
 from rddm.errors import RddmError
+from rddm.model.lora import adapter_name, base_weights
 from rddm.model.padding import use_padding
 from rddm.model.registry import build_from_info, build_pipeline, load_pipeline, save_pipeline
 from rddm.raw.cfa import CFA_PATTERNS, check_pattern
@@ -168,21 +169,48 @@ def starting_model(config: TrainConfig):
     return pipeline
 
 
+def _plain_config(model) -> dict:
+    """A diffusers model's config without its private keys: its "_use_default_values" would reset
+    what the dict sets (refine_blocks, for one)."""
+    return {k: v for k, v in model.config.items() if not k.startswith("_")}
+
+
+def canonical_from_adapter(pipeline, pattern: str):
+    """A model without adapters that restores ``pattern`` exactly as ``pipeline`` does with that
+    pattern's adapter (merged into its own weights), to be trained on that pattern only: every
+    other pattern is shifted onto it (``canonical_pattern`` in its index)."""
+    pattern = check_pattern(pattern)
+    if adapter_name(pattern) not in pipeline.adapters:
+        raise ValueError(f"model.canonical_pattern: the folder's model has no {pattern} adapter")
+    pipeline.activate_adapter(pattern, merged=True)
+    plain = build_from_info(
+        _plain_config(pipeline.rvae),
+        _plain_config(pipeline.unet),
+        {**pipeline.info, "canonical_pattern": pattern},
+        null_prompt=pipeline.null_prompt.clone(),
+        scheduler=pipeline.scheduler,
+        patterns=(),
+        timestep=pipeline.timestep,
+    )
+    for part in ("rvae", "unet"):
+        getattr(plain, part).load_state_dict(base_weights(getattr(pipeline, part)))
+    return plain
+
+
 def grown(pipeline, grow: dict):
     """``pipeline`` with more refine blocks in its RVAE (``grow = {"refine_blocks": N}``, N more
     than it has), every trained weight (adapters too) kept and the new blocks the identity."""
     unknown = set(grow) - {"refine_blocks"}
     if unknown:
         raise ValueError(f"model.grow can only add refine_blocks, not {sorted(unknown)}")
-    # Without diffusers' private keys: its "_use_default_values" would reset refine_blocks.
-    rvae_config = {k: v for k, v in pipeline.rvae.config.items() if not k.startswith("_")}
+    rvae_config = _plain_config(pipeline.rvae)
     before = rvae_config.get("refine_blocks", 0)
     if int(grow["refine_blocks"]) <= before:
         raise ValueError(f"model.grow: the model already has {before} refine blocks")
     pipeline.unmerge_adapters()
     bigger = build_from_info(
         {**rvae_config, "refine_blocks": int(grow["refine_blocks"])},
-        {k: v for k, v in pipeline.unet.config.items() if not k.startswith("_")},
+        _plain_config(pipeline.unet),
         pipeline.info,
         null_prompt=pipeline.null_prompt.clone(),
         scheduler=pipeline.scheduler,
@@ -233,8 +261,8 @@ class _Run:
         self.pipeline = starting_model(config)
         canonical = config.model.get("canonical_pattern")
         if canonical:  # trained on that pattern only; restores shift every other one onto it
-            if self.pipeline.adapters:
-                raise ValueError("model.canonical_pattern is for a model without adapters")
+            if self.pipeline.adapters:  # a folder's model: its adapter of that pattern, merged
+                self.pipeline = canonical_from_adapter(self.pipeline, canonical)
             self.pipeline.info["canonical_pattern"] = check_pattern(canonical)
         self.trainer = accelerator.prepare(RDDMTrainer(self.pipeline))
         self.stage_index = -1
