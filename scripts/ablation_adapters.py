@@ -23,7 +23,8 @@ one model trained with CMB-LoRA, one trained without adapters and one trained on
 in everything else.
 
 ``--sides`` trains only some of them (the others' models already in ``--out`` are scored too);
-runs side by side get one thread each, a run alone two.
+runs side by side get one thread each, a run alone two (``--threads`` otherwise). A run whose
+checkpoints are in ``--out`` resumes from the last one (one already at its end only exports).
 
     python scripts/ablation_adapters.py --out runs/ablation [--steps 500] [--classical-from JSON]
     python scripts/ablation_adapters.py --from-scratch --steps 6000 --out runs/ablation-scratch
@@ -107,6 +108,9 @@ def main() -> int:
         default=list(SIDES),
         help="which to train (default all; models of the others already in --out are scored too)",
     )
+    parser.add_argument(
+        "--threads", type=int, help="torch threads per run (default: 1 side by side, 2 alone)"
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     bin_dir = Path(sys.executable).parent
@@ -125,7 +129,8 @@ def main() -> int:
         "canonical": (starts[1], base, "RGGB"),
     }
     runs = {name: sides[name] for name in SIDES if name in args.sides}
-    threads = 1 if len(runs) > 1 else 2
+    # Two threads of one run on a core another process holds slow it ten-fold (seen here).
+    threads = args.threads or (1 if len(runs) > 1 else 2)
     processes, logs = {}, []
     for name, (start, parts, canonical) in runs.items():
         config_path = args.out / f"{name}.yaml"
