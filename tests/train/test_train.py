@@ -242,6 +242,11 @@ def test_shipped_configs_load():
     assert {k: v for k, v in grown.model.items() if k not in ("from_folder", "grow")} == {
         k: v for k, v in tenth.model.items() if k != "from_folder"
     }
+    canonical = load_config("rddm-tiny-canonical")  # the candidate: the RGGB adapter merged, RGGB only
+    assert (canonical.model["from_folder"], canonical.model["canonical_pattern"]) == ("rddm-tiny", "RGGB")
+    assert canonical.stages[0].train == ["rvae_encoder", "rvae_decoder", "unet"]
+    assert (canonical.seed, canonical.total_steps, canonical.stages[0].learning_rate) == (31, 4000, 1e-4)
+    assert (canonical.noise, canonical.saturation_mode) == (grown.noise, grown.saturation_mode)
 
 
 def test_sd21_config_trains_at_reduced_widths(photos, tmp_path):
