@@ -131,11 +131,16 @@ def test_missing_adapter_falls_back_to_shifting_the_mosaic(tiny_model_dir, tmp_p
     assert pipeline.route_pattern("BGGR") == ("RGGB", 1, 1)
     raw = random_raw(64, 80, "GRBG")
     out = pipeline(raw, 0.5, tile_size=32, tile_overlap=8)
-    shifted = random_raw(64, 80, "GRBG")
-    shifted.cfa, shifted.cfa_pattern = raw.cfa[:, 1:], "RGGB"
+    # One column in front, column 1 mirrored (the same colours): RGGB, and no pixel lost.
+    shifted = random_raw(64, 81, "RGGB")
+    shifted.cfa = np.pad(raw.cfa, ((0, 0), (1, 0)), mode="reflect")
     expected = pipeline(shifted, 0.5, tile_size=32, tile_overlap=8)
-    np.testing.assert_allclose(out[:, 1:], expected, atol=1e-6)
-    np.testing.assert_array_equal(out[:, 0], out[:, 1])
+    np.testing.assert_allclose(out, expected[:, 1:], atol=1e-6)
+    assert np.abs(out[:, 0] - out[:, 1]).max() > 0.01  # the first column restored, not copied
+    roi = (3, 5, 40, 30)  # a region shifts the same way
+    np.testing.assert_allclose(
+        pipeline(raw, 0.5, roi=roi, tile_size=32, tile_overlap=8), out[5:35, 3:43], atol=1e-6
+    )
 
 
 def test_progress_cancel_and_determinism(tiny_pipeline):
@@ -447,11 +452,10 @@ def test_a_model_trained_on_one_pattern_shifts_the_others_onto_it(tmp_path):
     ]
     raw = random_raw(64, 80, "GBRG")
     out = pipeline(raw, 0.5, tile_size=32, tile_overlap=8)
-    shifted = random_raw(64, 80, "GBRG")
-    shifted.cfa, shifted.cfa_pattern = raw.cfa[1:, :], "RGGB"
+    shifted = random_raw(65, 80, "RGGB")
+    shifted.cfa = np.pad(raw.cfa, ((1, 0), (0, 0)), mode="reflect")
     expected = pipeline(shifted, 0.5, tile_size=32, tile_overlap=8)
-    np.testing.assert_allclose(out[1:], expected, atol=1e-6)
-    np.testing.assert_array_equal(out[0], out[1])
+    np.testing.assert_allclose(out, expected[1:], atol=1e-6)
     # Without a canonical pattern a shared model runs every pattern as it is.
     pipeline.info.pop("canonical_pattern")
     assert pipeline.route_pattern("GBRG") == ("GBRG", 0, 0)

@@ -177,10 +177,11 @@ class RDDMPipeline:
 
     # -- patterns and adapters
     def route_pattern(self, cfa_pattern: str) -> tuple[str, int, int]:
-        """(pattern to run, rows, columns to drop first) for an image of ``cfa_pattern``.
+        """(pattern to run, rows, columns to add in front) for an image of ``cfa_pattern``.
 
         With the pattern's own adapter (or no adapters at all) nothing changes. Otherwise the
-        mosaic is shifted by one row and/or column to a pattern the model has (canonicalisation):
+        mosaic is shifted by one row and/or column to a pattern the model has (canonicalisation;
+        the row or column added is the image's second one mirrored, of the same colours):
         to an adapter's pattern, or, for a model without adapters trained on one pattern only
         (``canonical_pattern`` in its index, see ``rddm.train``), to that pattern.
         """
@@ -440,8 +441,10 @@ class RDDMPipeline:
         self, raw, roi, tile_size, tile_overlap, mix, progress, cancel, device_lock=None
     ) -> list[np.ndarray]:
         """[fidelity, restored] regions, or [blend] when ``mix`` is a strength (one buffer, less memory)."""
-        pattern, drop_rows, drop_cols = self.route_pattern(raw.cfa_pattern)
-        cfa = raw.cfa[drop_rows:, drop_cols:]
+        pattern, add_rows, add_cols = self.route_pattern(raw.cfa_pattern)
+        cfa = raw.cfa
+        if add_rows or add_cols:  # row -1 mirrors row 1 (the same colours): no pixel is lost
+            cfa = np.pad(cfa, ((add_rows, 0), (add_cols, 0)), mode="reflect")
         full_height, full_width = raw.cfa.shape
         x, y, roi_width, roi_height = roi if roi is not None else (0, 0, full_width, full_height)
         if roi_width <= 0 or roi_height <= 0 or x < 0 or y < 0:
@@ -455,9 +458,9 @@ class RDDMPipeline:
         grid = tile_grid(padded_height, padded_width, tile_size, tile_overlap, multiple)
         # The packed region needed, in the shifted mosaic's coordinates (packed pixel r gives the
         # full-resolution rows 2r and 2r + 1; no margin, which could touch another row of tiles).
-        top, left = max(0, (y - drop_rows) // 2), max(0, (x - drop_cols) // 2)
-        bottom = min(padded_height, (y + roi_height - drop_rows + 1) // 2)
-        right = min(padded_width, (x + roi_width - drop_cols + 1) // 2)
+        top, left = (y + add_rows) // 2, (x + add_cols) // 2
+        bottom = min(padded_height, (y + roi_height + add_rows + 1) // 2)
+        right = min(padded_width, (x + roi_width + add_cols + 1) // 2)
         tiles = tiles_touching(grid, top, left, bottom, right)
         area = (
             min(t.top for t in tiles),
@@ -479,7 +482,7 @@ class RDDMPipeline:
             device_lock or contextlib.nullcontext(),
             whole=(x, y, roi_width, roi_height) == (0, 0, full_width, full_height),
         )
-        return self._crop_to_roi(sums, area, raw, (drop_rows, drop_cols), (x, y, roi_width, roi_height))
+        return self._crop_to_roi(sums, area, raw, (add_rows, add_cols), (x, y, roi_width, roi_height))
 
     def _windows(self, tiles: list[Tile], region, padded_size, overlap, pattern, lock) -> list:
         """Per tile, the decode boxes for the packed ``region`` (see ``RawVAE.decode``; None: the
@@ -606,20 +609,17 @@ class RDDMPipeline:
                 self._workers = TileWorkers(torch.get_num_threads())
         return self._workers
 
-    def _crop_to_roi(self, images, area, raw: RawImage, drop, roi) -> list[np.ndarray]:
-        drop_rows, drop_cols = drop
+    def _crop_to_roi(self, images, area, raw: RawImage, added, roi) -> list[np.ndarray]:
+        add_rows, add_cols = added
         x, y, roi_width, roi_height = roi
-        # Output pixel (row, col) of the area is mosaic pixel (2*area_top + row + drop_rows, ...).
-        row0 = y - drop_rows - 2 * area[0]
-        col0 = x - drop_cols - 2 * area[1]
+        # Output pixel (row, col) of the area is mosaic pixel (2*area_top + row - add_rows, ...).
+        row0 = y + add_rows - 2 * area[0]
+        col0 = x + add_cols - 2 * area[1]
         clipped = _clipped_mask(raw.cfa, roi)
         cropped = []
         for image in images:
-            if row0 < 0 or col0 < 0:  # rows/columns dropped for canonicalisation: copy neighbours
-                image = np.pad(image, ((max(0, -row0), 0), (max(0, -col0), 0), (0, 0)), mode="edge")
-            r, c = max(0, row0), max(0, col0)
             # Ends stay unclipped: clipping each end and then blending is not the clipped blend.
-            region = image[r : r + roi_height, c : c + roi_width].copy()
+            region = image[row0 : row0 + roi_height, col0 : col0 + roi_width].copy()
             if len(images) == 1:
                 np.clip(region, 0.0, 1.0, out=region)
             region[clipped] = 1.0
