@@ -67,17 +67,22 @@ def pad_modes(model) -> set[str]:
     return {m.padding_mode for m in model.modules() if isinstance(m, torch.nn.Conv2d) and max(m.padding) > 0}
 
 
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory):
-    """A tiny random model with all four adapters, written to a folder by save_pretrained."""
+def random_tiny(patterns: tuple[str, ...], info: dict):
+    """rddm-tiny's architecture with random weights (seed 0) and adapters for ``patterns``."""
     torch.manual_seed(0)
-    pipeline = build_pipeline(
+    return build_pipeline(
         TINY["rvae"],
         TINY["unet"],
         null_prompt=torch.randn(1, TINY["prompt_tokens"], TINY["prompt_dim"]),
-        patterns=CFA_PATTERNS,
-        info={"name": "test-tiny"},
+        patterns=patterns,
+        info=info,
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A tiny random model with all four adapters, written to a folder by save_pretrained."""
+    pipeline = random_tiny(CFA_PATTERNS, {"name": "test-tiny"})
     perturb_adapters(pipeline)
     folder = tmp_path_factory.mktemp("models") / "test-tiny"
     pipeline.save_pretrained(folder)

@@ -12,9 +12,9 @@ from rddm.errors import RddmError
 from rddm.model import Cancelled, RDDMPipeline
 from rddm.model.lora import base_weights
 from rddm.model.norm import AffineNorm, PixelGroupNorm, use_norm
-from rddm.model.registry import build_pipeline, load_pipeline
+from rddm.model.registry import load_pipeline
 from rddm.raw import CFA_PATTERNS
-from tests.conftest import TINY, pad_modes, random_raw
+from tests.conftest import pad_modes, random_raw, random_tiny
 
 
 @pytest.mark.parametrize("pattern", CFA_PATTERNS)
@@ -434,13 +434,7 @@ def test_a_restore_merges_the_adapter_and_gives_the_layers_weights_back_exactly(
 
 
 def test_a_model_trained_on_one_pattern_shifts_the_others_onto_it(tmp_path):
-    torch.manual_seed(0)
-    pipeline = build_pipeline(
-        TINY["rvae"],
-        TINY["unet"],
-        null_prompt=torch.randn(1, TINY["prompt_tokens"], TINY["prompt_dim"]),
-        info={"name": "test-canonical", "canonical_pattern": "RGGB"},
-    )
+    pipeline = random_tiny((), {"name": "test-canonical", "canonical_pattern": "RGGB"})
     pipeline.save_pretrained(tmp_path / "canonical")
     pipeline = load_pipeline(tmp_path / "canonical")  # the pattern travels in the model index
     assert pipeline.adapters == () and pipeline.info["canonical_pattern"] == "RGGB"

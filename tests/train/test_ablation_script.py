@@ -66,4 +66,5 @@ def test_the_canonical_side_differs_from_the_shared_one_only_in_its_pattern(tmp_
     path.write_text(yaml.safe_dump(canonical))
     config = load_config(path)
     assert config.model["canonical_pattern"] == "RGGB" and config.threads == 2
-    assert starting_model(config).adapters == ()
+    model = starting_model(config)
+    assert model.adapters == () and model.info["canonical_pattern"] == "RGGB"

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from accelerate import Accelerator
 from PIL import Image
 
 from rddm.errors import RddmError
@@ -20,7 +19,6 @@ from rddm.train.data import PairBatches, load_sources, validation_batches
 from rddm.train.loop import (
     RDDMTrainer,
     TrainingDiverged,
-    _Run,
     canonical_from_adapter,
     starting_model,
     train,
@@ -548,13 +546,15 @@ def test_a_folders_model_becomes_canonical_with_its_adapter_merged(photos, tmp_p
     canonical = dataclasses.replace(config, model=model, stages=[stage])
     raw = random_raw(48, 64, "GRBG")
     expected = old(raw, 0.5, tile_size=32, tile_overlap=8)
-    run = _Run(canonical, tmp_path / "unused", Accelerator())
-    new = run.pipeline
+    new = starting_model(canonical)
     assert new.adapters == () and new.info["canonical_pattern"] == "GRBG"
     np.testing.assert_allclose(new(raw, 0.5, tile_size=32, tile_overlap=8), expected, atol=2e-5)
     assert new.route_pattern("RGGB") == ("GRBG", 0, 1)
     trained = load_pipeline(train(canonical, tmp_path / "canonical", progress=False))
     assert trained.adapters == () and trained.info["canonical_pattern"] == "GRBG"
+    again = {**model, "from_folder": str(tmp_path / "canonical" / "model"), "canonical_pattern": "RGGB"}
+    with pytest.raises(ValueError, match="RGGB: the folder's model was trained on GRBG"):
+        starting_model(dataclasses.replace(canonical, model=again))
     with pytest.raises(ValueError, match="has no RGGB adapter"):
         old.adapters = ("grbg",)
         canonical_from_adapter(old, "RGGB")

@@ -133,8 +133,26 @@ def starting_model(config: TrainConfig):
     ``model.unet_padding_mode`` the UNet's, a folder's model's too. ``model.grow`` (with
     ``from_folder``) adds refine blocks to the folder's RVAE (``{refine_blocks: N}``, see
     :class:`rddm.model.rvae.RawVAE`), started as the identity: the grown model restores as the old
-    one did until it trains.
+    one did until it trains. ``model.canonical_pattern``: a model without adapters trained on that
+    pattern only (a folder's model with adapters keeps that pattern's one, merged: see
+    :func:`canonical_from_adapter`).
     """
+    pipeline = _starting_weights(config)
+    canonical = config.model.get("canonical_pattern")
+    if canonical:  # trained on that pattern only; restores shift every other one onto it
+        canonical = check_pattern(canonical)
+        if pipeline.adapters:
+            return canonical_from_adapter(pipeline, canonical)
+        if pipeline.info.get("canonical_pattern", canonical) != canonical:
+            raise ValueError(
+                f"model.canonical_pattern {canonical}: the folder's model was trained on "
+                f"{pipeline.info['canonical_pattern']}"
+            )
+        pipeline.info["canonical_pattern"] = canonical
+    return pipeline
+
+
+def _starting_weights(config: TrainConfig):
     model = config.model
     if model.get("from_folder") and not model.get("reset_unet"):
         pipeline = load_pipeline(model["from_folder"])
@@ -259,11 +277,6 @@ class _Run:
         self.config, self.out, self.accelerator = config, out, accelerator
         torch.manual_seed(config.seed)
         self.pipeline = starting_model(config)
-        canonical = config.model.get("canonical_pattern")
-        if canonical:  # trained on that pattern only; restores shift every other one onto it
-            if self.pipeline.adapters:  # a folder's model: its adapter of that pattern, merged
-                self.pipeline = canonical_from_adapter(self.pipeline, canonical)
-            self.pipeline.info["canonical_pattern"] = check_pattern(canonical)
         self.trainer = accelerator.prepare(RDDMTrainer(self.pipeline))
         self.stage_index = -1
         self.step, self.seconds = 0, 0.0
