@@ -85,8 +85,8 @@ bench-gpu: $(STAMP)
 	  --photo $(SHARED)/srgb-bench/kodak24/kodim05.png --data $(SHARED)/train-srgb
 
 # CMB-LoRA against a shared model and against one trained on RGGB only (canonicalisation by
-# shifting), all three trained 500 more steps from the shipped weights (~30 min on 2 cores; the
-# classical rows come from eval-subset's results).
+# shifting), all three trained 500 more steps from the shipped weights (two sides took 10-16 min
+# on 2 cores; the classical rows come from eval-subset's results).
 ablation-adapters: $(STAMP)
 	$(BIN)/python scripts/ablation_adapters.py --out runs/ablation-adapters \
 	  $(if $(wildcard out/eval-subset/results.json),--classical-from out/eval-subset/results.json,)

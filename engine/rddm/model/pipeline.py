@@ -393,24 +393,32 @@ class RDDMPipeline:
             reaches[part] = (far + 1) // 2 + 1
         return reaches
 
-    def _packed_size(self, cfa: np.ndarray) -> tuple[int, int]:
-        """Rows and columns of the packed planes padded to the tile multiple."""
-        packed = [(size + 1) // 2 for size in cfa.shape]
+    def _packed_size(self, shape: tuple[int, int]) -> tuple[int, int]:
+        """Rows and columns of the packed planes of a ``shape`` mosaic padded to the tile multiple."""
+        packed = [(size + 1) // 2 for size in shape]
         return tuple(size + (-size) % self.tile_multiple for size in packed)
 
-    def _area_planes(self, cfa: np.ndarray, pattern: str, wb_gains, area) -> torch.Tensor:
+    def _area_planes(self, cfa: np.ndarray, pattern: str, wb_gains, area, added=(0, 0)) -> torch.Tensor:
         """``(4, bottom - top, right - left)`` white-balanced packed planes of the packed ``area``
         ``(top, left, bottom, right)`` of the image padded to the tile multiple, which mirrors the
-        last rows and columns (repeats them in an image too small to mirror). Only the area is packed."""
-        height, width = (cfa.shape[0] + 1) // 2, (cfa.shape[1] + 1) // 2
-        padded_height, padded_width = self._packed_size(cfa)
+        last rows and columns (repeats them in an image too small to mirror). Only the area is packed.
+        ``added`` rows and columns go in front first (row -1 mirrors row 1: see ``route_pattern``)."""
+        add_rows, add_cols = added
+        shape = (cfa.shape[0] + add_rows, cfa.shape[1] + add_cols)
+        height, width = (shape[0] + 1) // 2, (shape[1] + 1) // 2
+        padded_height, padded_width = self._packed_size(shape)
         repeat = min(height, width) <= max(padded_height - height, padded_width - width)
         top, left, bottom, right = area
         rows = _past_the_end(np.arange(top, bottom), height, repeat)
         cols = _past_the_end(np.arange(left, right), width, repeat)
         # An odd mosaic packs as if mirrored by one row/column, which keeps the CFA colour.
         planes = [
-            cfa[np.ix_(_past_the_end(2 * rows + row, len(cfa)), _past_the_end(2 * cols + col, cfa.shape[1]))]
+            cfa[
+                np.ix_(
+                    np.abs(_past_the_end(2 * rows + row, shape[0]) - add_rows),
+                    np.abs(_past_the_end(2 * cols + col, shape[1]) - add_cols),
+                )
+            ]
             for row, col in plane_offsets(pattern)
         ]
         return torch.from_numpy(balance_planes(np.stack(planes).astype(np.float32, copy=False), wb_gains))
@@ -442,9 +450,6 @@ class RDDMPipeline:
     ) -> list[np.ndarray]:
         """[fidelity, restored] regions, or [blend] when ``mix`` is a strength (one buffer, less memory)."""
         pattern, add_rows, add_cols = self.route_pattern(raw.cfa_pattern)
-        cfa = raw.cfa
-        if add_rows or add_cols:  # row -1 mirrors row 1 (the same colours): no pixel is lost
-            cfa = np.pad(cfa, ((add_rows, 0), (add_cols, 0)), mode="reflect")
         full_height, full_width = raw.cfa.shape
         x, y, roi_width, roi_height = roi if roi is not None else (0, 0, full_width, full_height)
         if roi_width <= 0 or roi_height <= 0 or x < 0 or y < 0:
@@ -454,7 +459,8 @@ class RDDMPipeline:
         multiple = self.tile_multiple
         if tile_size % multiple or tile_overlap % multiple:
             raise ValueError(f"tile size and overlap must be multiples of {multiple} packed pixels")
-        padded_height, padded_width = self._packed_size(cfa)
+        # The shifted mosaic is never built: the area's planes index the image's own (no copy of it).
+        padded_height, padded_width = self._packed_size((full_height + add_rows, full_width + add_cols))
         grid = tile_grid(padded_height, padded_width, tile_size, tile_overlap, multiple)
         # The packed region needed, in the shifted mosaic's coordinates (packed pixel r gives the
         # full-resolution rows 2r and 2r + 1; no margin, which could touch another row of tiles).
@@ -469,7 +475,7 @@ class RDDMPipeline:
             max(t.left + t.width for t in tiles),
         )
         sums = self._blend_tiles(
-            self._area_planes(cfa, pattern, raw.wb_gains, area),
+            self._area_planes(raw.cfa, pattern, raw.wb_gains, area, (add_rows, add_cols)),
             pattern,
             tiles,
             area,

@@ -197,22 +197,21 @@ def validation_batches(
     runs for that pattern at inference: the mosaic shifted by a row and/or column onto the
     canonical pattern, that is the canonical pattern's mosaic of the crop moved by as much."""
     config = SynthConfig(noise="none") if iso is None else SynthConfig(noise="reference", iso=iso)
+    canonical = check_pattern(canonical_pattern) if canonical_pattern else None
+    spare = 1 if canonical else 0  # one row and one column kept spare for the shift below
     batches = []
     for pattern_index, pattern in enumerate(CFA_PATTERNS):
+        runs, down, right = pattern, 0, 0
+        if canonical:
+            runs = canonical
+            down, right = next(
+                (t, c) for t in (0, 1) for c in (0, 1) if pattern_after_crop(pattern, t, c) == canonical
+            )
         samples = []
         for index, image in enumerate(images):
             height, width = image.shape[:2]
-            # With a canonical pattern one row and one column are kept spare for the shift below.
-            spare = 1 if canonical_pattern else 0
             size = min(crop, height - spare, width - spare) // 8 * 8
-            top, left = (height - size) // 4 * 2, (width - size) // 4 * 2
-            runs = pattern
-            if canonical_pattern:
-                runs = check_pattern(canonical_pattern)
-                down, right = next(
-                    (t, c) for t in (0, 1) for c in (0, 1) if pattern_after_crop(pattern, t, c) == runs
-                )
-                top, left = top + down, left + right
+            top, left = (height - size) // 4 * 2 + down, (width - size) // 4 * 2 + right
             rng = np.random.default_rng([seed, index, pattern_index])
             pair = synthesize_pair(image[top : top + size, left : left + size], config, rng, cfa_pattern=runs)
             samples.append(_tensors(pair))
