@@ -196,6 +196,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     for spec in args.model:
         label, _, name = spec.rpartition("=")
         pipeline = _load_model(name, args.device, args.allow_untrained, args.precision)
+        if (args.canonical_shift or args.no_adapters) and not pipeline.adapters:
+            canon = pipeline.info.get("canonical_pattern")
+            kind = f"canonical for {canon}" if canon else "shared"
+            print(
+                f"note: {label or name} has no adapters ({kind}): --canonical-shift and --no-adapters"
+                " add no row for it",
+                file=sys.stderr,
+            )
         if args.canonical_shift and pipeline.adapters:
             canonical = _load_model(name, args.device, args.allow_untrained, args.precision)
             canonical.adapters = ("rggb",)  # every other pattern is shifted onto RGGB

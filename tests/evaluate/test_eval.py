@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 
 from rddm.evaluate.run import best_classical, scores
+from tests.conftest import random_tiny
 
 RDDM = str(Path(sys.executable).parent / "rddm")
 
@@ -240,3 +241,23 @@ def test_libraw_keeps_the_mosaics_white_level_when_its_data_come_near_it():
         rgb = libraw_demosaic(cfa, "RGGB", (1.0, 1.0, 1.0), xyz_to_cam, algorithm)
         flat = rgb[:16, :16]
         np.testing.assert_allclose(flat, 0.4, atol=2e-3)
+
+
+def test_eval_says_when_a_model_has_no_adapters_to_ablate(tmp_path):
+    """The shipped model is canonical (no adapters): the adapter ablations add no row, and say so."""
+    folder = tmp_path / "canonical"
+    random_tiny((), {"name": "test-canonical", "canonical_pattern": "RGGB"}).save_pretrained(folder)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    yy, xx = np.mgrid[0:48, 0:48] / 7.0
+    image = 0.5 + 0.35 * np.stack([np.sin(xx), np.cos(yy), np.sin(xx + yy)], -1)
+    Image.fromarray((image * 255).astype(np.uint8)).save(photos / "img.png")
+    out = tmp_path / "eval"
+    result = rddm_eval(
+        folder, photos, "--patterns", "GRBG", "--levels", "none", "--strengths", "1", "--demosaics",
+        "--canonical-shift", "--no-adapters", "--out", str(out), "--quiet",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "note: tiny has no adapters (canonical for RGGB)" in result.stderr
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert {r["method"] for r in rows} == {"tiny s=1"} and len(rows) == 1

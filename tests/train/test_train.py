@@ -245,6 +245,13 @@ def test_shipped_configs_load():
     assert canonical.stages[0].train == ["rvae_encoder", "rvae_decoder", "unet"]
     assert (canonical.seed, canonical.total_steps, canonical.stages[0].learning_rate) == (31, 4000, 1e-4)
     assert (canonical.noise, canonical.saturation_mode) == (grown.noise, grown.saturation_mode)
+    second = load_config("rddm-tiny-canonical-2")  # 6000 more steps of it, another data order
+    assert second.model["from_folder"] == "runs/canonical-ft/model"
+    assert {k: v for k, v in second.model.items() if k != "from_folder"} == {
+        k: v for k, v in canonical.model.items() if k != "from_folder"
+    }
+    assert (second.seed, second.total_steps, second.stages[0].learning_rate) == (37, 6000, 1e-4)
+    assert (second.noise, second.loss, second.crop) == (canonical.noise, canonical.loss, canonical.crop)
 
 
 def test_sd21_config_trains_at_reduced_widths(photos, tmp_path):
