@@ -103,10 +103,10 @@ ablation-scratch: $(STAMP)
 # when darktable is installed.
 DARKTABLE_FLAG = $(if $(shell command -v darktable-cli),--darktable,)
 eval: $(STAMP)
-	$(BIN)/rddm eval --model rddm-tiny --canonical-shift --no-adapters $(DARKTABLE_FLAG) --out out/eval
+	$(BIN)/rddm eval --model rddm-tiny $(DARKTABLE_FLAG) --out out/eval
 
 eval-subset: $(STAMP)
-	$(BIN)/rddm eval --model rddm-tiny --canonical-shift --no-adapters $(DARKTABLE_FLAG) \
+	$(BIN)/rddm eval --model rddm-tiny $(DARKTABLE_FLAG) \
 	  --images 4 --crop 256 --bm3d-after dht --out out/eval-subset
 
 # The README's docs/eval-psnr.png and docs/eval-crops.jpg from eval-subset's run (the shipped model's rows).

@@ -245,12 +245,12 @@ def test_shipped_configs_load():
     assert canonical.stages[0].train == ["rvae_encoder", "rvae_decoder", "unet"]
     assert (canonical.seed, canonical.total_steps, canonical.stages[0].learning_rate) == (31, 4000, 1e-4)
     assert (canonical.noise, canonical.saturation_mode) == (grown.noise, grown.saturation_mode)
-    second = load_config("rddm-tiny-canonical-2")  # 6000 more steps of it, another data order
+    second = load_config("rddm-tiny-canonical-2")  # shipped: 6000 more steps of it at 2e-4
     assert second.model["from_folder"] == "runs/canonical-ft/model"
     assert {k: v for k, v in second.model.items() if k != "from_folder"} == {
         k: v for k, v in canonical.model.items() if k != "from_folder"
     }
-    assert (second.seed, second.total_steps, second.stages[0].learning_rate) == (37, 6000, 1e-4)
+    assert (second.seed, second.total_steps, second.stages[0].learning_rate) == (41, 6000, 2e-4)
     assert (second.noise, second.loss, second.crop) == (canonical.noise, canonical.loss, canonical.crop)
 
 
