@@ -252,6 +252,12 @@ def test_shipped_configs_load():
     }
     assert (second.seed, second.total_steps, second.stages[0].learning_rate) == (41, 6000, 2e-4)
     assert (second.noise, second.loss, second.crop) == (canonical.noise, canonical.loss, canonical.crop)
+    third = load_config("rddm-tiny-canonical-3")  # a candidate: 6000 more steps of the shipped weights
+    assert third.model["from_folder"] == "runs/canonical-2b/model"
+    assert {k: v for k, v in third.model.items() if k != "from_folder"} == {
+        k: v for k, v in second.model.items() if k != "from_folder"
+    }
+    assert (third.seed, third.total_steps, third.stages[0].learning_rate) == (43, 6000, 2e-4)
 
 
 def test_sd21_config_trains_at_reduced_widths(photos, tmp_path):
