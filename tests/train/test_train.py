@@ -258,6 +258,17 @@ def test_shipped_configs_load():
         k: v for k, v in second.model.items() if k != "from_folder"
     }
     assert (third.seed, third.total_steps, third.stages[0].learning_rate) == (43, 6000, 2e-4)
+    fourth = load_config("rddm-tiny-canonical-4")  # a candidate: 10000 more steps of the third's end
+    assert fourth.model["from_folder"] == "runs/canonical-3/model"
+    assert {k: v for k, v in fourth.model.items() if k != "from_folder"} == {
+        k: v for k, v in third.model.items() if k != "from_folder"
+    }
+    assert (fourth.seed, fourth.total_steps, fourth.stages[0].learning_rate) == (47, 6000, 2e-4)
+    assert (fourth.noise, fourth.loss, fourth.crop) == (third.noise, third.loss, third.crop)
+    assert (third.srgb_camera_probability, fourth.srgb_camera_probability) == (0.0, 0.0)
+    srgb = load_config("rddm-tiny-canonical-4-srgb")  # the fourth with a quarter of sRGB-camera crops
+    assert srgb.srgb_camera_probability == 0.25
+    assert dataclasses.replace(srgb, name=fourth.name, srgb_camera_probability=0.0) == fourth
 
 
 def test_sd21_config_trains_at_reduced_widths(photos, tmp_path):
@@ -379,6 +390,35 @@ def test_compressed_saturation_stays_in_gamut_without_clipping():
     np.testing.assert_allclose(saturate(image, 1.0, "compress"), image, atol=1e-4)
     with pytest.raises(ValueError, match="clip or compress"):
         saturate(image, 2.0, "soft")
+
+
+def test_srgb_camera_crops_reach_the_training_pairs(photos):
+    """With srgb_camera_probability 1 every pair is mosaicked as linear sRGB itself (neutral white
+    balance, the identity colour matrix); with it off (any value of 0) the batches are exactly those
+    of a config that never had it; in between, both kinds meet in one batch."""
+    images = load_sources(str(photos), 900)
+    plain = PairBatches(images, 32, 8, {"none": 1.0}, SynthConfig(), seed=0)
+    off = PairBatches(images, 32, 8, {"none": 1.0}, SynthConfig(), seed=0, srgb_camera_probability=0.0)
+    for key in ("planes", "target", "to_srgb"):
+        torch.testing.assert_close(plain.batch(3)[key], off.batch(3)[key], rtol=0, atol=0)
+    assert not torch.allclose(plain.batch(3)["to_srgb"][0], torch.eye(3), atol=1e-3)
+    every = PairBatches(images, 32, 8, {"none": 1.0}, SynthConfig(), seed=0, srgb_camera_probability=1.0)
+    batch = every.batch(3)
+    torch.testing.assert_close(batch["to_srgb"], torch.eye(3).expand(8, 3, 3), atol=1e-4, rtol=0)
+    mixed = PairBatches(images, 32, 16, {"none": 1.0}, SynthConfig(), seed=0, srgb_camera_probability=0.5)
+    identity = [torch.allclose(m, torch.eye(3), atol=1e-4) for m in mixed.batch(5)["to_srgb"]]
+    assert 0 < sum(identity) < len(identity)
+    sharp = validation_batches(images[:2], 64, None, srgb_camera=True)
+    torch.testing.assert_close(sharp[0]["to_srgb"], torch.eye(3).expand(2, 3, 3), atol=1e-4, rtol=0)
+
+
+def test_a_config_with_an_srgb_camera_probability_outside_0_1_is_refused(tmp_path):
+    config = tmp_path / "bad.yaml"
+    shipped = CONFIG_DIR / "rddm-tiny.yaml"
+    text = shipped.read_text(encoding="utf-8") + "\nsrgb_camera_probability: 1.5\n"
+    config.write_text(text, encoding="utf-8")
+    with pytest.raises(RddmError, match="bad.yaml: invalid training config .*srgb_camera_probability"):
+        load_config(config)
 
 
 def test_a_config_with_an_unknown_saturation_mode_is_refused(tmp_path):

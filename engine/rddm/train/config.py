@@ -50,6 +50,10 @@ class TrainConfig:
     saturation_probability: float = 0.0
     saturation_range: tuple[float, float] = (1.0, 1.6)
     saturation_mode: str = "clip"  # or "compress": towards the gamut edge without clipping
+    # Share of crops mosaicked as the usual demosaicking protocol's camera (linear sRGB itself,
+    # neutral white balance: SynthConfig.srgb_camera) instead of a real camera's colour space, whose
+    # overlapping sensitivities never leave a channel near zero the way saturated sRGB colours do.
+    srgb_camera_probability: float = 0.0
     skip_dropout: float = 0.0  # share of samples trained without the RVAE skip (see loop.RDDMTrainer)
     loss: dict = dataclasses.field(
         default_factory=lambda: {"linear_l1": 1.0, "srgb_l1": 1.0, "gradient_l1": 0.5}
@@ -72,6 +76,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.saturation_mode not in ("clip", "compress"):
             raise ValueError(f"saturation_mode must be clip or compress, not {self.saturation_mode!r}")
+        if not 0.0 <= self.srgb_camera_probability <= 1.0:
+            raise ValueError(f"srgb_camera_probability must be in [0, 1], not {self.srgb_camera_probability}")
         canonical = self.model.get("canonical_pattern")
         if canonical is not None:
             check_pattern(canonical)

@@ -110,6 +110,7 @@ class PairBatches:
         saturation_range: tuple[float, float] = (1.0, 1.0),
         saturation_mode: str = "clip",
         canonical_pattern: str | None = None,
+        srgb_camera_probability: float = 0.0,
     ):
         self.images = [im for im in images if min(im.shape[:2]) >= crop]
         if not self.images:
@@ -122,6 +123,8 @@ class PairBatches:
         weights = np.asarray([noise_mix[k] for k in self.kinds], dtype=np.float64)
         self.weights = weights / weights.sum()
         self.configs = {kind: dataclasses.replace(base, noise=kind) for kind in self.kinds}
+        self.srgb_camera_probability = srgb_camera_probability
+        self.srgb_configs = {k: dataclasses.replace(c, srgb_camera=True) for k, c in self.configs.items()}
 
     def batch(self, step: int, process: int = 0) -> dict:
         rng = np.random.default_rng([self.seed, step, process])
@@ -135,7 +138,10 @@ class PairBatches:
             # Drawn only when enabled, so configs without it keep their batches.
             if self.saturation_probability > 0 and rng.uniform() < self.saturation_probability:
                 patch = saturate(patch, float(rng.uniform(*self.saturation_range)), self.saturation_mode)
-            samples.append(_tensors(synthesize_pair(patch, self.configs[kind], rng, cfa_pattern=pattern)))
+            config = self.configs[kind]
+            if self.srgb_camera_probability > 0 and rng.uniform() < self.srgb_camera_probability:
+                config = self.srgb_configs[kind]  # drawn only when enabled, like the saturation
+            samples.append(_tensors(synthesize_pair(patch, config, rng, cfa_pattern=pattern)))
         batch = _stack(samples, pattern)
         batch["skip_keep"] = torch.from_numpy(
             (rng.uniform(size=self.batch_size) >= self.skip_dropout).astype(np.float32)
@@ -188,15 +194,23 @@ def step_batches(batches: PairBatches, start: int, end: int, process: int = 0, w
 
 
 def validation_batches(
-    images, crop: int, iso: int | None = 3200, seed: int = 1234, canonical_pattern: str | None = None
+    images,
+    crop: int,
+    iso: int | None = 3200,
+    seed: int = 1234,
+    canonical_pattern: str | None = None,
+    srgb_camera: bool = False,
 ) -> list[dict]:
     """Fixed batches, one per pattern: the centre crop of every validation image at the reference
-    noise of ``iso`` (noise-free for None).
+    noise of ``iso`` (noise-free for None), mosaicked by a real camera's matrix or, with
+    ``srgb_camera``, as linear sRGB itself (the usual demosaicking protocol, ``rddm eval --mosaic srgb``).
 
     With ``canonical_pattern`` (a model trained on that pattern only) each batch is what the model
     runs for that pattern at inference: the mosaic shifted by a row and/or column onto the
     canonical pattern, that is the canonical pattern's mosaic of the crop moved by as much."""
-    config = SynthConfig(noise="none") if iso is None else SynthConfig(noise="reference", iso=iso)
+    config = SynthConfig(noise="none", srgb_camera=srgb_camera)
+    if iso is not None:
+        config = SynthConfig(noise="reference", iso=iso, srgb_camera=srgb_camera)
     canonical = check_pattern(canonical_pattern) if canonical_pattern else None
     spare = 1 if canonical else 0  # one row and one column kept spare for the shift below
     batches = []

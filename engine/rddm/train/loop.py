@@ -371,6 +371,7 @@ def train(
         saturation_range=tuple(config.saturation_range),
         saturation_mode=config.saturation_mode,
         canonical_pattern=canonical,
+        srgb_camera_probability=config.srgb_camera_probability,
     )
     validation = (
         validation_batches(images[-held_out:], 256, config.validation_iso, canonical_pattern=canonical)
