@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.rddm-installed
 SHARED ?= ../shared/data
 DEMO_OUT ?= out/demo
 
-.PHONY: all demo test lint format system-deps sample bench bench-engine bench-gpu tile-error tile-timing eval eval-subset eval-figures eval-noise-free ablation-adapters ablation-scratch preview-figure before-after clean
+.PHONY: all demo test lint format system-deps sample bench bench-engine bench-gpu tile-error tile-timing eval eval-subset eval-figures eval-noise-free eval-issue-protocol ablation-adapters ablation-scratch preview-figure before-after clean
 
 all: test
 
@@ -118,6 +118,12 @@ eval-figures: $(STAMP)
 eval-noise-free: $(STAMP)
 	$(BIN)/rddm eval --model rddm-tiny --mosaic srgb --levels none --denoisers none --strengths 0.5 \
 	  --out out/eval-noise-free
+
+# The training issue's own noise-free protocol, the one its 38.5 / 36.0 dB bars are set in (RGGB
+# mosaics of the encoded sRGB values, 10 px border; bilinear and LibRaw AHD / AAHD in the same run
+# reproduce the reference points of ../shared/data/README.md).
+eval-issue-protocol: $(STAMP)
+	$(BIN)/python scripts/issue_protocol.py --model rddm-tiny --json out/issue-protocol/results.json
 
 # The README's picture of the preview panel: the shipped model on the bundled sample, under Xvfb,
 # with an engine of its own that is stopped afterwards (a JPEG: the PNG is 0.6 MB).

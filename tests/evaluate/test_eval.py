@@ -261,3 +261,39 @@ def test_eval_says_when_a_model_has_no_adapters_to_ablate(tmp_path):
     assert "note: tiny has no adapters (canonical for RGGB)" in result.stderr
     rows = json.loads((out / "results.json").read_text())["rows"]
     assert {r["method"] for r in rows} == {"tiny s=1"} and len(rows) == 1
+
+
+def test_issue_protocol_script_scores_encoded_mosaics(tmp_path):
+    """scripts/issue_protocol.py: bilinear and LibRaw on the encoded mosaic, the shipped model on its
+    decoded samples, 10 px border. A smooth image: every method is close, bilinear exact but for its
+    curvature error, and each row is the script's own PSNR of that method's output."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    yy, xx = np.mgrid[0:64, 0:64] / 16.0
+    image = 0.5 + 0.3 * np.stack([np.sin(xx), np.cos(yy), np.sin(xx + yy)], -1)
+    Image.fromarray((image * 255).astype(np.uint8)).save(photos / "smooth.png")
+    script = Path(__file__).resolve().parents[2] / "scripts" / "issue_protocol.py"
+    out = tmp_path / "protocol.json"
+    result = subprocess.run(
+        [sys.executable, str(script), "--model", "rddm-tiny", "--data", str(photos), "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(out.read_text())["photos"]["smooth"]
+    assert list(rows) == ["bilinear", "ahd", "aahd", "rddm-tiny"]
+    assert all(35 < psnr < 80 for psnr in rows.values()), rows  # a smooth image: every method close
+    assert "photos: bilinear" in result.stdout.splitlines()[-1]
+
+    import importlib.util
+
+    from rddm.raw.cfa import mosaic_rgb
+    from rddm.synth.dataset import read_srgb
+
+    spec = importlib.util.spec_from_file_location("issue_protocol", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    encoded = read_srgb(photos / "smooth.png")
+    bilinear = module.bilinear(mosaic_rgb(encoded, "RGGB"))
+    assert abs(module.psnr(bilinear, encoded) - rows["bilinear"]) < 1e-6
