@@ -252,13 +252,13 @@ def test_shipped_configs_load():
     }
     assert (second.seed, second.total_steps, second.stages[0].learning_rate) == (41, 6000, 2e-4)
     assert (second.noise, second.loss, second.crop) == (canonical.noise, canonical.loss, canonical.crop)
-    third = load_config("rddm-tiny-canonical-3")  # a candidate: 6000 more steps of the shipped weights
+    third = load_config("rddm-tiny-canonical-3")  # shipped: 6000 more steps of the step-65600 weights
     assert third.model["from_folder"] == "runs/canonical-2b/model"
     assert {k: v for k, v in third.model.items() if k != "from_folder"} == {
         k: v for k, v in second.model.items() if k != "from_folder"
     }
     assert (third.seed, third.total_steps, third.stages[0].learning_rate) == (43, 6000, 2e-4)
-    fourth = load_config("rddm-tiny-canonical-4")  # a candidate: 10000 more steps of the third's end
+    fourth = load_config("rddm-tiny-canonical-4")  # the control: 6000 more steps of the third's end
     assert fourth.model["from_folder"] == "runs/canonical-3/model"
     assert {k: v for k, v in fourth.model.items() if k != "from_folder"} == {
         k: v for k, v in third.model.items() if k != "from_folder"
@@ -266,7 +266,7 @@ def test_shipped_configs_load():
     assert (fourth.seed, fourth.total_steps, fourth.stages[0].learning_rate) == (47, 6000, 2e-4)
     assert (fourth.noise, fourth.loss, fourth.crop) == (third.noise, third.loss, third.crop)
     assert (third.srgb_camera_probability, fourth.srgb_camera_probability) == (0.0, 0.0)
-    srgb = load_config("rddm-tiny-canonical-4-srgb")  # the fourth with a quarter of sRGB-camera crops
+    srgb = load_config("rddm-tiny-canonical-4-srgb")  # shipped: the control, a quarter sRGB-camera
     assert srgb.srgb_camera_probability == 0.25
     assert dataclasses.replace(srgb, name=fourth.name, srgb_camera_probability=0.0) == fourth
 
