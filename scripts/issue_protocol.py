@@ -48,8 +48,8 @@ def bilinear(cfa: np.ndarray) -> np.ndarray:
 
 
 def model_demosaic(pipeline, encoded_cfa: np.ndarray) -> np.ndarray:
-    linear = srgb_decode(encoded_cfa)
-    raw = RawImage(cfa=linear, cfa_pattern="RGGB", wb_gains=(1.0, 1.0, 1.0), xyz_to_cam=DEFAULT_XYZ_TO_CAM)
+    samples = srgb_decode(encoded_cfa)
+    raw = RawImage(cfa=samples, cfa_pattern="RGGB", wb_gains=(1.0, 1.0, 1.0), xyz_to_cam=DEFAULT_XYZ_TO_CAM)
     tile_size, tile_overlap = packed_tiling(pipeline)
     linear = pipeline.restore_ends(raw, tile_size=tile_size, tile_overlap=tile_overlap).blend(0.5)
     return srgb_encode(linear)  # the identity camera: its white-balanced RGB is linear sRGB

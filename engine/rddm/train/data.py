@@ -208,9 +208,7 @@ def validation_batches(
     With ``canonical_pattern`` (a model trained on that pattern only) each batch is what the model
     runs for that pattern at inference: the mosaic shifted by a row and/or column onto the
     canonical pattern, that is the canonical pattern's mosaic of the crop moved by as much."""
-    config = SynthConfig(noise="none", srgb_camera=srgb_camera)
-    if iso is not None:
-        config = SynthConfig(noise="reference", iso=iso, srgb_camera=srgb_camera)
+    config = SynthConfig(noise="none" if iso is None else "reference", iso=iso, srgb_camera=srgb_camera)
     canonical = check_pattern(canonical_pattern) if canonical_pattern else None
     spare = 1 if canonical else 0  # one row and one column kept spare for the shift below
     batches = []
