@@ -282,6 +282,14 @@ def test_shipped_configs_load():
         srgb.crop,
         srgb.srgb_camera_probability,
     )
+    sixth = load_config("rddm-tiny-canonical-6-haarpsi")  # HaarPSI on the restored end only
+    assert sixth.model["from_folder"] == "runs/canonical-5-srgb/model"
+    assert (sixth.loss, sixth.restored_loss) == (fifth.loss, {**fifth.loss, "haarpsi": 0.5})
+    assert (sixth.seed, fifth.restored_loss) == (59, None)
+    assert (
+        dataclasses.replace(sixth, name=fifth.name, model=fifth.model, seed=fifth.seed, restored_loss=None)
+        == fifth
+    )
 
 
 def test_sd21_config_trains_at_reduced_widths(photos, tmp_path):
@@ -431,6 +439,37 @@ def test_a_config_with_an_srgb_camera_probability_outside_0_1_is_refused(tmp_pat
     text = shipped.read_text(encoding="utf-8") + "\nsrgb_camera_probability: 1.5\n"
     config.write_text(text, encoding="utf-8")
     with pytest.raises(RddmError, match="bad.yaml: invalid training config .*srgb_camera_probability"):
+        load_config(config)
+
+
+def test_the_restored_end_can_have_its_own_loss_weights(photos, tmp_path):
+    """``restored_loss`` weighs the restored end (strength 1) alone: a HaarPSI term there is computed
+    and logged for that end only and adds to the loss exactly its value; the fidelity end keeps
+    ``loss``'s weights."""
+    plain = mini_config(photos, 1)
+    weights = {**plain.loss, "haarpsi": 1.0}
+    train(dataclasses.replace(plain, restored_loss=weights), tmp_path / "perceptual", progress=False)
+    train(plain, tmp_path / "plain", progress=False)
+
+    def first_step(name):
+        records = [json.loads(line) for line in (tmp_path / name / "log.jsonl").read_text().splitlines()]
+        return next(r for r in records if "loss" in r)
+
+    with_term, without = first_step("perceptual"), first_step("plain")
+    assert "fidelity_haarpsi" not in with_term and "restored_haarpsi" not in without
+    assert 0 < with_term["restored_haarpsi"] < 1
+    assert with_term["fidelity_srgb_l1"] == without["fidelity_srgb_l1"]  # the same batch and start
+    assert with_term["loss"] == pytest.approx(without["loss"] + with_term["restored_haarpsi"], rel=1e-5)
+
+
+def test_a_config_with_an_unknown_loss_term_is_refused(tmp_path):
+    config = tmp_path / "bad.yaml"
+    shipped = CONFIG_DIR / "rddm-tiny.yaml"
+    text = shipped.read_text(encoding="utf-8") + "\nrestored_loss: {srgb_l1: 1.0, lpips: 1.0}\n"
+    config.write_text(text, encoding="utf-8")
+    with pytest.raises(
+        RddmError, match=r"bad.yaml: invalid training config .*unknown loss terms \['lpips'\]"
+    ):
         load_config(config)
 
 

@@ -11,6 +11,9 @@ import yaml
 from rddm.errors import RddmError
 from rddm.raw.cfa import check_pattern
 
+# The terms rddm.train.losses.restoration_loss weighs.
+LOSS_TERMS = ("linear_l1", "srgb_l1", "gradient_l1", "haarpsi")
+
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 
@@ -58,6 +61,10 @@ class TrainConfig:
     loss: dict = dataclasses.field(
         default_factory=lambda: {"linear_l1": 1.0, "srgb_l1": 1.0, "gradient_l1": 0.5}
     )
+    # The restored end's weights (strength 1, the UNet's step) when they differ from ``loss``'s, which
+    # then weigh the fidelity end (strength 0) alone: for example a perceptual term on the restored
+    # end only, so that the strength goes from faithful to perceptual.
+    restored_loss: dict | None = None
     weight_decay: float = 1e-4
     gradient_clip: float = 1.0
     seed: int = 0
@@ -78,6 +85,10 @@ class TrainConfig:
             raise ValueError(f"saturation_mode must be clip or compress, not {self.saturation_mode!r}")
         if not 0.0 <= self.srgb_camera_probability <= 1.0:
             raise ValueError(f"srgb_camera_probability must be in [0, 1], not {self.srgb_camera_probability}")
+        for weights in (self.loss, self.restored_loss or {}):
+            unknown = sorted(set(weights) - set(LOSS_TERMS))
+            if unknown:
+                raise ValueError(f"unknown loss terms {unknown} (known: {', '.join(LOSS_TERMS)})")
         canonical = self.model.get("canonical_pattern")
         if canonical is not None:
             check_pattern(canonical)

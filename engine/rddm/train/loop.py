@@ -428,7 +428,8 @@ def _train_step(run: _Run, batch: dict, stage: Stage) -> dict:
     fidelity, restored = run.trainer(planes, batch["pattern"], batch["skip_keep"].to(device))
     weights = run.config.loss
     loss_fidelity, parts = restoration_loss(fidelity, target, to_srgb, weights)
-    loss_restored, parts_restored = restoration_loss(restored, target, to_srgb, weights)
+    restored_weights = run.config.restored_loss or weights
+    loss_restored, parts_restored = restoration_loss(restored, target, to_srgb, restored_weights)
     loss = stage.fidelity_weight * loss_fidelity + stage.restored_weight * loss_restored
     run.optimizer.zero_grad(set_to_none=True)
     run.accelerator.backward(loss)
