@@ -109,8 +109,8 @@ def test_a_region_decodes_only_near_itself_and_equals_the_full_restore(shipped):
 # CLI's default: 7.3e-4, 1.35e-3 since the grid is fitted, and with step 12000; with edge padding,
 # rddm.model.padding, see the README). The step-44100 weights broke it at 256/32 (1.10e-3), so the
 # default overlap became 48 packed px (6.8e-4); the canonical step-65600 weights give 8.9e-4 there
-# (the step-59600 ones 1.006e-3: not shipped), the step-77600 ones 7.6e-4, the step-85600 ones 5.4e-4. `make
-# tile-error` gives these figures.
+# (the step-59600 ones 1.006e-3: not shipped), the step-77600 ones 7.6e-4, the step-85600 ones
+# 5.4e-4. `make tile-error` gives these figures.
 TILE_TOLERANCE = 1e-3
 
 

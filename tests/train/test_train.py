@@ -269,7 +269,7 @@ def test_shipped_configs_load():
     srgb = load_config("rddm-tiny-canonical-4-srgb")  # shipped: the control, a quarter sRGB-camera
     assert srgb.srgb_camera_probability == 0.25
     assert dataclasses.replace(srgb, name=fourth.name, srgb_camera_probability=0.0) == fourth
-    fifth = load_config("rddm-tiny-canonical-5-srgb")  # 8000 more steps of the sRGB run's end
+    fifth = load_config("rddm-tiny-canonical-5-srgb")  # shipped: 8000 more steps of the sRGB run's end
     assert fifth.model["from_folder"] == "runs/canonical-4-srgb/model"
     assert {k: v for k, v in fifth.model.items() if k != "from_folder"} == {
         k: v for k, v in srgb.model.items() if k != "from_folder"
