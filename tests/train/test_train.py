@@ -6,6 +6,7 @@ import dataclasses
 import json
 
 import numpy as np
+import piq
 import pytest
 import torch
 import yaml
@@ -24,7 +25,7 @@ from rddm.train.loop import (
     train,
     trainable_parameters,
 )
-from rddm.train.losses import restoration_loss
+from rddm.train.losses import haarpsi_loss, restoration_loss
 from tests.conftest import pad_modes, random_raw
 
 MINI_MODEL = {
@@ -460,6 +461,26 @@ def test_the_restored_end_can_have_its_own_loss_weights(photos, tmp_path):
     assert 0 < with_term["restored_haarpsi"] < 1
     assert with_term["fidelity_srgb_l1"] == without["fidelity_srgb_l1"]  # the same batch and start
     assert with_term["loss"] == pytest.approx(without["loss"] + with_term["restored_haarpsi"], rel=1e-5)
+
+
+def test_the_haarpsi_term_counts_a_pair_black_in_both_as_a_perfect_match():
+    """piq's HaarPSI is infinite for a pair that is black in both (a run's loss went -inf on such a
+    crop); the term counts it as 0 and keeps the loss and its gradient finite, the other images'
+    terms as piq scores them."""
+    generator = torch.Generator().manual_seed(0)
+    target = torch.rand(3, 3, 32, 32, generator=generator)
+    target[1] = 0.0
+    prediction = (target + 0.05 * torch.rand(3, 3, 32, 32, generator=generator)).clamp(0, 1)
+    prediction[1] = -0.01  # renders black too
+    prediction.requires_grad_(True)
+    assert not torch.isfinite(piq.haarpsi(prediction[1:2].clamp(0, 1), target[1:2], data_range=1.0))
+    loss = haarpsi_loss(prediction, target)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(prediction.grad).all()
+    others = 1 - piq.haarpsi(prediction[[0, 2]].detach(), target[[0, 2]], data_range=1.0, reduction="none")
+    assert float(loss) == pytest.approx(float(others.sum()) / 3, rel=1e-6)
+    black = torch.zeros(2, 3, 32, 32, requires_grad=True)
+    assert float(haarpsi_loss(black, black.detach())) == 0.0
 
 
 def test_a_config_with_an_unknown_loss_term_is_refused(tmp_path):

@@ -22,6 +22,19 @@ def gradient_l1(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.l1_loss(dx(prediction), dx(target)) + F.l1_loss(dy(prediction), dy(target))
 
 
+def haarpsi_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 - HaarPSI of two sRGB batches, the mean over images. HaarPSI is undefined for a pair that is
+    black in both (its weights sum to zero and piq returns infinity, which made a training run's loss
+    -inf): such a pair counts as a perfect match and is kept out of piq, so no gradient meets the
+    infinity either."""
+    prediction, target = prediction.clamp(0, 1), target.clamp(0, 1)
+    defined = (prediction.amax(dim=(1, 2, 3)) > 0) | (target.amax(dim=(1, 2, 3)) > 0)
+    if not bool(defined.any()):
+        return prediction.sum() * 0.0
+    scores = piq.haarpsi(prediction[defined], target[defined], data_range=1.0, reduction="none")
+    return (1.0 - scores).sum() / prediction.shape[0]
+
+
 def restoration_loss(prediction, target, to_srgb, weights: dict) -> tuple[torch.Tensor, dict]:
     """Weighted sum of ``linear_l1``, ``srgb_l1``, ``gradient_l1`` (on sRGB) and, when weighted,
     ``haarpsi`` (1 - HaarPSI, a weight-free perceptual similarity that runs offline); returns the
@@ -33,9 +46,7 @@ def restoration_loss(prediction, target, to_srgb, weights: dict) -> tuple[torch.
         "gradient_l1": gradient_l1(rendered, rendered_target),
     }
     if weights.get("haarpsi", 0.0) > 0:
-        parts["haarpsi"] = 1.0 - piq.haarpsi(
-            rendered.clamp(0, 1), rendered_target.clamp(0, 1), data_range=1.0
-        )
+        parts["haarpsi"] = haarpsi_loss(rendered, rendered_target)
     total = sum(weights.get(name, 0.0) * value for name, value in parts.items())
     return total, {name: float(value.detach()) for name, value in parts.items()}
 
