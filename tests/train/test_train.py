@@ -283,13 +283,22 @@ def test_shipped_configs_load():
         srgb.crop,
         srgb.srgb_camera_probability,
     )
-    sixth = load_config("rddm-tiny-canonical-6-haarpsi")  # HaarPSI on the restored end only
+    sixth = load_config("rddm-tiny-canonical-6-haarpsi")  # shipped: HaarPSI on the restored end only
     assert sixth.model["from_folder"] == "runs/canonical-5-srgb/model"
     assert (sixth.loss, sixth.restored_loss) == (fifth.loss, {**fifth.loss, "haarpsi": 0.5})
     assert (sixth.seed, fifth.restored_loss) == (59, None)
     assert (
         dataclasses.replace(sixth, name=fifth.name, model=fifth.model, seed=fifth.seed, restored_loss=None)
         == fifth
+    )
+    seventh = load_config("rddm-tiny-canonical-7-haarpsi")  # candidate: the HaarPSI weight doubled
+    assert seventh.model["from_folder"] == "runs/canonical-6-haarpsi/model"
+    assert (seventh.restored_loss, seventh.seed) == ({**fifth.loss, "haarpsi": 1.0}, 61)
+    assert (
+        dataclasses.replace(
+            seventh, name=sixth.name, model=sixth.model, seed=sixth.seed, restored_loss=sixth.restored_loss
+        )
+        == sixth
     )
 
 
