@@ -291,7 +291,7 @@ def test_shipped_configs_load():
         dataclasses.replace(sixth, name=fifth.name, model=fifth.model, seed=fifth.seed, restored_loss=None)
         == fifth
     )
-    seventh = load_config("rddm-tiny-canonical-7-haarpsi")  # candidate: the HaarPSI weight doubled
+    seventh = load_config("rddm-tiny-canonical-7-haarpsi")  # run, not shipped: the HaarPSI weight doubled
     assert seventh.model["from_folder"] == "runs/canonical-6-haarpsi/model"
     assert (seventh.restored_loss, seventh.seed) == ({**fifth.loss, "haarpsi": 1.0}, 61)
     assert (
@@ -300,6 +300,13 @@ def test_shipped_configs_load():
         )
         == sixth
     )
+    eighth = load_config("rddm-tiny-canonical-8-grown")  # candidate: the shipped model grown
+    assert eighth.model["from_folder"] == "runs/canonical-6-haarpsi/model"
+    assert (eighth.model["grow"], eighth.seed) == ({"refine_blocks": 8}, 67)
+    assert {k: v for k, v in eighth.model.items() if k not in ("from_folder", "grow")} == {
+        k: v for k, v in sixth.model.items() if k != "from_folder"
+    }
+    assert dataclasses.replace(eighth, name=sixth.name, model=sixth.model, seed=sixth.seed) == sixth
 
 
 def test_sd21_config_trains_at_reduced_widths(photos, tmp_path):
