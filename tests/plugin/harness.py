@@ -131,7 +131,7 @@ def run_darktable(driver: str, **kwargs) -> tuple[dict[str, list[str]], subproce
     results, completed, config = _run_once(driver, **kwargs)
     if "ok" not in results and _died(completed):
         warnings.warn(
-            f"darktable died (exit {completed.returncode}) before the driver's results; "
+            f"darktable died (exit {completed.returncode}) before the driver finished; "
             f"running it once more: {completed.stderr[-300:]!r}",
             stacklevel=2,
         )
