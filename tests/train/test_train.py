@@ -301,12 +301,17 @@ def test_shipped_configs_load():
         == sixth
     )
     eighth = load_config("rddm-tiny-canonical-8-grown")  # candidate: the shipped model grown
-    assert eighth.model["from_folder"] == "runs/canonical-6-haarpsi/model"
+    assert eighth.model["from_folder"] == "runs/rddm-tiny-93600"  # a copy of the step-93600 folder
     assert (eighth.model["grow"], eighth.seed) == ({"refine_blocks": 8}, 67)
     assert {k: v for k, v in eighth.model.items() if k not in ("from_folder", "grow")} == {
         k: v for k, v in sixth.model.items() if k != "from_folder"
     }
-    assert dataclasses.replace(eighth, name=sixth.name, model=sixth.model, seed=sixth.seed) == sixth
+    half_rate = [dataclasses.replace(s, steps=4000, learning_rate=1e-4) for s in sixth.stages]
+    assert eighth.stages == half_rate  # half the steps at half the rate
+    assert (
+        dataclasses.replace(eighth, name=sixth.name, model=sixth.model, seed=sixth.seed, stages=sixth.stages)
+        == sixth
+    )
 
 
 def test_sd21_config_trains_at_reduced_widths(photos, tmp_path):
