@@ -306,8 +306,8 @@ def test_shipped_configs_load():
     assert {k: v for k, v in eighth.model.items() if k not in ("from_folder", "grow")} == {
         k: v for k, v in sixth.model.items() if k != "from_folder"
     }
-    half_rate = [dataclasses.replace(s, steps=4000, learning_rate=1e-4) for s in sixth.stages]
-    assert eighth.stages == half_rate  # half the steps at half the rate
+    half_rate = [dataclasses.replace(s, steps=3000, learning_rate=1e-4) for s in sixth.stages]
+    assert eighth.stages == half_rate  # fewer steps at half the rate
     assert (
         dataclasses.replace(eighth, name=sixth.name, model=sixth.model, seed=sixth.seed, stages=sixth.stages)
         == sixth
