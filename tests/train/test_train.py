@@ -300,7 +300,7 @@ def test_shipped_configs_load():
         )
         == sixth
     )
-    eighth = load_config("rddm-tiny-canonical-8-grown")  # candidate: the shipped model grown
+    eighth = load_config("rddm-tiny-canonical-8-grown")  # run, not shipped: the model grown
     assert eighth.model["from_folder"] == "runs/rddm-tiny-93600"  # a copy of the step-93600 folder
     assert (eighth.model["grow"], eighth.seed) == ({"refine_blocks": 8}, 67)
     assert {k: v for k, v in eighth.model.items() if k not in ("from_folder", "grow")} == {
