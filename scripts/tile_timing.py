@@ -19,9 +19,13 @@ On one thread (the pipeline's CPU workers run one tile per core, each on one thr
   (what the pipeline does);
 - where the CPU computes bfloat16 (AVX512-BF16 or AMX): one 256 px tile and the same 24 regions in
   fp32 against bf16 (``--precision bf16``), interleaved, and the largest difference of a region;
-  and in bf16 three regions of the bundled sample against its full restore.
+  and in bf16 three regions of the bundled sample against its full restore;
+- ``rddm.model.fast``'s forwards (a restore on the CPU) against diffusers' own: one 244 px tile
+  on one thread, the 24 regions with every core, interleaved, and the largest difference of their
+  ends; with ``--whole`` also a whole 12 MP restore, twice each way.
 
     python scripts/tile_timing.py [--model rddm-tiny] [--repeats 6] [--out out/tile-timing]
+        [--sections stages memory-format regions merged waves precision fast] [--whole]
 """
 
 from __future__ import annotations
@@ -271,24 +275,100 @@ def precision(model: str, folder: Path, repeats: int, threads: int) -> None:
     )
 
 
+def fast_forwards(model: str, folder: Path, repeats: int, threads: int, whole: bool) -> None:
+    """rddm.model.fast's forwards (what a restore on the CPU runs) against diffusers' own."""
+    from rddm.evaluate.bench import SIZES, bench_regions
+    from rddm.model.fast import diffusers_forward
+    from rddm.restore import packed_tiling
+
+    pipeline = load_pipeline(model).to("cpu")
+    planes = torch.rand(1, 4, 244, 244, generator=torch.Generator().manual_seed(0))
+    pattern = pipeline.route_pattern("RGGB")[0]
+    pipeline._inference_adapter(pattern)
+
+    def diffusers(function):
+        def run():
+            with diffusers_forward():
+                return function()
+
+        return run
+
+    def tile():
+        return pipeline._run_tile(planes, pattern, True, True)
+
+    torch.set_num_threads(1)
+    one = _interleaved({"fast": tile, "diffusers": diffusers(tile)}, repeats)
+    torch.set_num_threads(threads)
+    raw = read_raw(bench_raw(folder, "12MP", *SIZES["12MP"]))
+    tile_size, overlap = packed_tiling(pipeline)
+    times = {"fast": [], "diffusers": []}
+    difference = 0.0
+    for index, roi in enumerate(bench_regions(raw.width, raw.height, 25)):
+        ends = {}
+        for name in ("fast", "diffusers") if index % 2 else ("diffusers", "fast"):
+            restore = lambda roi=roi: pipeline.restore_ends(  # noqa: E731
+                raw, roi=roi, tile_size=tile_size, tile_overlap=overlap
+            )
+            started = time.perf_counter()
+            ends[name] = restore() if name == "fast" else diffusers(restore)()
+            times[name].append(time.perf_counter() - started)
+        for end in ("fidelity", "restored"):
+            gap = np.abs(getattr(ends["fast"], end) - getattr(ends["diffusers"], end)).max()
+            difference = max(difference, float(gap))
+    print(
+        f"rddm.model.fast against diffusers' forwards: one 244 px tile, both ends, one thread "
+        f"{one['fast']:.3f} s against {one['diffusers']:.3f} s (x{one['fast'] / one['diffusers']:.2f}); "
+        f"the 24 regions, {threads} workers, mean / slowest {statistics.mean(times['fast'][1:]):.3f} / "
+        f"{max(times['fast'][1:]):.3f} s against {statistics.mean(times['diffusers'][1:]):.3f} / "
+        f"{max(times['diffusers'][1:]):.3f} s; ends differ by at most {difference:.1e}"
+    )
+    if whole:  # the whole 12 MP file at strength 0.5, twice each, alternating
+        seconds = {"fast": [], "diffusers": []}
+        for name in ("fast", "diffusers", "diffusers", "fast"):
+            restore = lambda: pipeline(raw, 0.5, tile_size=tile_size, tile_overlap=overlap)  # noqa: E731
+            seconds[name].append(_seconds(restore if name == "fast" else diffusers(restore)))
+        print(
+            "a whole 12 MP restore (s=0.5): "
+            + "; ".join(
+                f"{name} {' / '.join(f'{value:.1f}' for value in values)} s"
+                for name, values in seconds.items()
+            )
+        )
+
+
+SECTIONS = ("stages", "memory-format", "regions", "merged", "waves", "precision", "fast")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="rddm-tiny")
     parser.add_argument("--repeats", type=int, default=6)
     parser.add_argument("--out", default="out/tile-timing", help="folder for the synthesized 12 MP file")
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    parser.add_argument("--whole", action="store_true", help="fast: also two whole 12 MP restores each way")
     args = parser.parse_args()
+    run = set(args.sections)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     folder = Path(args.out)
     folder.mkdir(parents=True, exist_ok=True)
-    pipeline = load_pipeline(args.model).to("cpu")
-    pipeline.activate_adapter("RGGB")
-    stages(pipeline, args.repeats)
-    memory_format(args.model, args.repeats)
-    regions(args.model, folder, args.repeats)
-    merged_adapter(args.model, args.repeats)
-    region_waves(args.model, folder, threads)
-    precision(args.model, folder, args.repeats, threads)
+    if "stages" in run:
+        pipeline = load_pipeline(args.model).to("cpu")
+        pipeline.activate_adapter("RGGB")
+        stages(pipeline, args.repeats)
+    if "memory-format" in run:
+        memory_format(args.model, args.repeats)
+    if "regions" in run:
+        regions(args.model, folder, args.repeats)
+    if "merged" in run:
+        merged_adapter(args.model, args.repeats)
+    if "waves" in run:
+        region_waves(args.model, folder, threads)
+    if "precision" in run:
+        precision(args.model, folder, args.repeats, threads)
+    if "fast" in run:
+        torch.set_num_threads(1)
+        fast_forwards(args.model, folder, args.repeats, threads, args.whole)
 
 
 if __name__ == "__main__":

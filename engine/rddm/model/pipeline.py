@@ -24,6 +24,7 @@ from diffusers import DDPMScheduler, UNet2DConditionModel
 from peft.tuners.tuners_utils import BaseTunerLayer
 
 from rddm.errors import RddmError
+from rddm.model.fast import use_fast_inference
 from rddm.model.lora import adapter_name
 from rddm.model.rvae import RawVAE
 from rddm.model.tiling import Tile, feather, tile_grid, tiles_touching
@@ -111,6 +112,7 @@ class RDDMPipeline:
     ):
         self.rvae = rvae.eval()
         self.unet = unet.eval()
+        use_fast_inference(self.rvae, self.unet)  # inference on the CPU only; training keeps diffusers'
         self.scheduler = scheduler
         self.null_prompt = null_prompt
         self.timestep = int(timestep)
