@@ -1,4 +1,4 @@
-"""Faster CPU inference of diffusers' residual blocks and upsamplers, with the same arithmetic.
+"""Faster CPU inference of diffusers' residual blocks and upsamplers, the same outputs to rounding.
 
 On the CPU a third of a decode went to passes over the feature maps between the convolutions, the
 largest of them the replicated-edge padding (``rddm.model.padding``): each padded convolution
@@ -43,8 +43,15 @@ def plain_conv(conv: nn.Module) -> nn.Conv2d | None:
     """The ``nn.Conv2d`` that computes ``conv``'s output (a merged LoRA layer's base layer), if it
     is a 3x3, stride-1, one-pixel padded convolution that pads with zeros or replicated edges."""
     if isinstance(conv, BaseTunerLayer):
-        if not conv.merged and not conv.disable_adapters and conv.active_adapters:
-            return None  # the adapter runs beside the layer: diffusers' path
+        # peft runs the base layer alone when an adapter is merged into it, or when none is active
+        # here; disabling adapters unmerges first (a side effect left to peft's own forward)
+        if conv.disable_adapters:
+            alone = not conv.merged
+        else:
+            own = getattr(conv, "lora_A", {})
+            alone = conv.merged or not any(name in own for name in conv.active_adapters)
+        if not alone:
+            return None
         conv = conv.get_base_layer()
     if type(conv) is not nn.Conv2d:
         return None
