@@ -31,6 +31,7 @@ On one thread (the pipeline's CPU workers run one tile per core, each on one thr
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import time
 from pathlib import Path
@@ -306,8 +307,8 @@ def fast_forwards(model: str, folder: Path, repeats: int, threads: int, whole: b
     for index, roi in enumerate(bench_regions(raw.width, raw.height, 25)):
         ends = {}
         for name in ("fast", "diffusers") if index % 2 else ("diffusers", "fast"):
-            restore = lambda roi=roi: pipeline.restore_ends(  # noqa: E731
-                raw, roi=roi, tile_size=tile_size, tile_overlap=overlap
+            restore = functools.partial(
+                pipeline.restore_ends, raw, roi=roi, tile_size=tile_size, tile_overlap=overlap
             )
             started = time.perf_counter()
             ends[name] = restore() if name == "fast" else diffusers(restore)()
@@ -325,7 +326,7 @@ def fast_forwards(model: str, folder: Path, repeats: int, threads: int, whole: b
     if whole:  # the whole 12 MP file at strength 0.5, twice each, alternating
         seconds = {"fast": [], "diffusers": []}
         for name in ("fast", "diffusers", "diffusers", "fast"):
-            restore = lambda: pipeline(raw, 0.5, tile_size=tile_size, tile_overlap=overlap)  # noqa: E731
+            restore = functools.partial(pipeline, raw, 0.5, tile_size=tile_size, tile_overlap=overlap)
             seconds[name].append(_seconds(restore if name == "fast" else diffusers(restore)))
         print(
             "a whole 12 MP restore (s=0.5): "

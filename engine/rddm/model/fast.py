@@ -61,17 +61,21 @@ def plain_conv(conv: nn.Module) -> nn.Conv2d | None:
     return conv if conv.padding_mode in ("zeros", "replicate") else None
 
 
+def _layout(sample: torch.Tensor) -> torch.memory_format:
+    channels_last = sample.is_contiguous(memory_format=torch.channels_last)
+    return torch.channels_last if channels_last else torch.contiguous_format
+
+
+def _empty_as(sample: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """An uninitialised tensor of ``shape`` with ``sample``'s dtype, device and memory layout."""
+    return torch.empty(shape, dtype=sample.dtype, device=sample.device, memory_format=_layout(sample))
+
+
 def padded_activation(norm: nn.Module | None, sample: torch.Tensor, mode: str) -> torch.Tensor:
     """``pad(silu(norm(sample)), 1)`` (``mode``: ``zeros`` or ``replicate``) in one buffer, in the
     input's memory layout."""
     batch, channels, height, width = sample.shape
-    layout = torch.channels_last if sample.is_contiguous(memory_format=torch.channels_last) else None
-    buffer = torch.empty(
-        (batch, channels, height + 2, width + 2),
-        dtype=sample.dtype,
-        device=sample.device,
-        memory_format=layout or torch.contiguous_format,
-    )
+    buffer = _empty_as(sample, (batch, channels, height + 2, width + 2))
     inner = buffer[:, :, 1:-1, 1:-1]
     if isinstance(norm, AffineNorm) and norm.affine:
         torch.addcmul(norm.bias[None, :, None, None], sample, norm.weight[None, :, None, None], out=inner)
@@ -169,18 +173,10 @@ def upsample_conv(conv: nn.Conv2d, sample: torch.Tensor) -> torch.Tensor:
     batch, _, height, width = sample.shape
     mode = "constant" if conv.padding_mode == "zeros" else conv.padding_mode
     padded = F.pad(sample, (1, 1, 1, 1), mode=mode)
-    layout = torch.channels_last if sample.is_contiguous(memory_format=torch.channels_last) else None
-    output = torch.empty(
-        (batch, conv.out_channels, 2 * height, 2 * width),
-        dtype=sample.dtype,
-        device=sample.device,
-        memory_format=layout or torch.contiguous_format,
-    )
-    kernels = phase_kernels(conv.weight)
-    for index, kernel in enumerate(kernels):
+    output = _empty_as(sample, (batch, conv.out_channels, 2 * height, 2 * width))
+    for index, kernel in enumerate(phase_kernels(conv.weight)):
         row, col = divmod(index, 2)
-        if layout is not None:
-            kernel = kernel.contiguous(memory_format=layout)
+        kernel = kernel.contiguous(memory_format=_layout(sample))
         part = padded[:, :, row : row + height + 1, col : col + width + 1]
         output[:, :, row::2, col::2] = F.conv2d(part, kernel, conv.bias)
     return output
