@@ -45,20 +45,35 @@ def camera_to_srgb_matrix(xyz_to_cam: np.ndarray) -> np.ndarray:
     return np.linalg.inv(srgb_to_camera_matrix(xyz_to_cam))
 
 
+def _clipped_copy(values) -> np.ndarray:
+    """``values`` clipped to [0, 1] in a new array of their float type (float32 at least), for the
+    transfer curves to work in place: the same numbers as a computation with temporaries."""
+    values = np.asarray(values)
+    return np.asarray(np.clip(values, 0.0, 1.0), dtype=np.result_type(values.dtype, np.float32))
+
+
 def srgb_encode(linear: np.ndarray) -> np.ndarray:
     """sRGB transfer curve (OETF): linear [0, 1] -> encoded [0, 1]."""
-    linear = np.clip(linear, 0.0, 1.0)
-    return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * np.power(linear, 1 / 2.4) - 0.055).astype(
-        np.float32
-    )
+    encoded = _clipped_copy(linear)
+    dark = encoded <= 0.0031308
+    toe = 12.92 * encoded[dark]
+    np.power(encoded, 1 / 2.4, out=encoded)
+    encoded *= 1.055
+    encoded -= 0.055
+    encoded[dark] = toe
+    return encoded.astype(np.float32, copy=False)
 
 
 def srgb_decode(encoded: np.ndarray) -> np.ndarray:
     """Inverse sRGB transfer curve: encoded [0, 1] -> linear [0, 1]."""
-    encoded = np.clip(encoded, 0.0, 1.0)
-    return np.where(encoded <= 0.04045, encoded / 12.92, np.power((encoded + 0.055) / 1.055, 2.4)).astype(
-        np.float32
-    )
+    linear = _clipped_copy(encoded)
+    dark = linear <= 0.04045
+    toe = linear[dark] / 12.92
+    linear += 0.055
+    linear /= 1.055
+    np.power(linear, 2.4, out=linear)
+    linear[dark] = toe
+    return linear.astype(np.float32, copy=False)
 
 
 def normalize_wb_gains(wb_gains) -> np.ndarray:
