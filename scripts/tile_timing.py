@@ -22,10 +22,17 @@ On one thread (the pipeline's CPU workers run one tile per core, each on one thr
   and in bf16 three regions of the bundled sample against its full restore;
 - ``rddm.model.fast``'s forwards (a restore on the CPU) against diffusers' own: one 244 px tile
   on one thread, the 24 regions with every core, interleaved, and the largest difference of their
-  ends; with ``--whole`` also a whole 12 MP restore, twice each way.
+  ends; with ``--whole`` also a whole 12 MP restore, twice each way;
+- whether int8 would pay: the share of oneDNN's convolutions in one 256 px tile's time (both ends,
+  ``torch.profiler``), and the model's most frequent 3x3 convolutions (32 -> 32 and 64 -> 32 at
+  packed resolution, 64 -> 64 at half of it, on a 256 px tile) in float32 as a restore runs them
+  against torch's quantized int8 convolution (per-channel weights, uint8 activations) under each
+  quantized engine this torch has, alone and with the activation's quantization and the output's
+  dequantization that a float network around it would need; from both, the time of a tile with every
+  convolution in int8.
 
     python scripts/tile_timing.py [--model rddm-tiny] [--repeats 6] [--out out/tile-timing]
-        [--sections stages memory-format regions merged waves precision fast] [--whole]
+        [--sections stages memory-format regions merged waves precision fast int8] [--whole]
 """
 
 from __future__ import annotations
@@ -337,7 +344,67 @@ def fast_forwards(model: str, folder: Path, repeats: int, threads: int, whole: b
         )
 
 
-SECTIONS = ("stages", "memory-format", "regions", "merged", "waves", "precision", "fast")
+@torch.no_grad()
+def int8_convolutions(model: str, repeats: int) -> None:
+    import torch.ao.nn.quantized as quantized
+    from torch.profiler import profile
+
+    pipeline = load_pipeline(model).to("cpu")
+    pipeline.activate_adapter("RGGB")
+    planes = torch.rand(1, 4, 256, 256, generator=torch.Generator().manual_seed(0))
+    pipeline._run_tile(planes, "RGGB", True, True)
+    with profile() as profiled:
+        pipeline._run_tile(planes, "RGGB", True, True)
+    events = profiled.key_averages()
+    total = sum(event.self_cpu_time_total for event in events)
+    convolutions = [event for event in events if event.key == "aten::mkldnn_convolution"]
+    share = sum(event.self_cpu_time_total for event in convolutions) / total
+    print(f"oneDNN's convolutions: {100 * share:.0f}% of one 256 px tile's CPU time (both ends, one thread)")
+    generator = torch.Generator().manual_seed(0)
+    best = []
+    for channels_in, channels_out, size in ((32, 32, 256), (64, 32, 256), (64, 64, 128)):
+        sample = torch.randn(1, channels_in, size, size, generator=generator)
+        sample = sample.contiguous(memory_format=torch.channels_last)
+        conv = torch.nn.Conv2d(channels_in, channels_out, 3, padding=1).to(memory_format=torch.channels_last)
+        variants = {"float32": functools.partial(conv, sample)}
+        for engine in torch.backends.quantized.supported_engines:
+            if engine == "qnnpack":  # the mobile kernels, not what a desktop CPU runs best
+                continue
+            torch.backends.quantized.engine = engine
+            scales = conv.weight.abs().amax(dim=(1, 2, 3)) / 127
+            zeros = torch.zeros(channels_out, dtype=torch.long)
+            weight = torch.quantize_per_channel(conv.weight, scales, zeros, 0, torch.qint8)
+            int8 = quantized.Conv2d(channels_in, channels_out, 3, padding=1)
+            int8.set_weight_bias(weight, conv.bias)
+            int8.scale, int8.zero_point = 0.05, 128
+            held = torch.quantize_per_tensor(sample, 0.05, 128, torch.quint8)
+
+            def alone(int8=int8, held=held, engine=engine):
+                torch.backends.quantized.engine = engine
+                return int8(held)
+
+            def around(int8=int8, engine=engine, sample=sample):
+                torch.backends.quantized.engine = engine
+                return int8(torch.quantize_per_tensor(sample, 0.05, 128, torch.quint8)).dequantize()
+
+            variants[f"int8 {engine}"] = alone
+            variants[f"int8 {engine} + (de)quantize"] = around
+        times = _interleaved(variants, repeats)
+        base = times["float32"]
+        print(
+            f"3x3 conv {channels_in} -> {channels_out} on {size} px: float32 {1000 * base:.1f} ms; "
+            + "; ".join(f"{name} {1000 * value:.1f} ms (x{value / base:.2f})" for name, value in times.items()
+                        if name != "float32")
+        )  # fmt: skip
+        best.append(min(value for name, value in times.items() if name.endswith("(de)quantize")) / base)
+    ratio = max(best)
+    print(
+        f"so a tile with every convolution in int8 (x{ratio:.2f}, the least gain of these shapes) would take "
+        f"about x{1 - share + share * ratio:.2f} of its time"
+    )
+
+
+SECTIONS = ("stages", "memory-format", "regions", "merged", "waves", "precision", "fast", "int8")
 
 
 def main() -> None:
@@ -370,6 +437,8 @@ def main() -> None:
     if "fast" in run:
         torch.set_num_threads(1)
         fast_forwards(args.model, folder, args.repeats, threads, args.whole)
+    if "int8" in run:
+        int8_convolutions(args.model, args.repeats)
 
 
 if __name__ == "__main__":
