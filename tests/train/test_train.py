@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import piq
@@ -165,6 +168,42 @@ def test_resume_continues_exactly(photos, tmp_path):
     assert straight.keys() == resumed.keys()
     for key in straight:
         torch.testing.assert_close(straight[key], resumed[key], rtol=0, atol=0)
+
+
+def test_the_processes_of_a_step_share_its_pattern_and_not_its_crops(photos):
+    """With several processes every one trains the same adapter at a step (DDP then reduces one
+    set of gradients), on crops of its own; process 0's batches are a one-process run's."""
+    batches = PairBatches(load_sources(str(photos), 900), 32, 2, {"none": 1.0}, SynthConfig(), seed=5)
+    patterns = set()
+    for step in range(8):
+        first, second = batches.batch(step, 0), batches.batch(step, 1)
+        assert first["pattern"] == second["pattern"]
+        assert not torch.equal(first["planes"], second["planes"])
+        torch.testing.assert_close(first["planes"], batches.batch(step)["planes"], rtol=0, atol=0)
+        patterns.add(first["pattern"])
+    assert len(patterns) > 1  # the pattern still changes from step to step
+
+
+def test_two_processes_train_one_model(photos, tmp_path):
+    """`torchrun` (what `accelerate launch` starts) with two CPU processes and a model with
+    adapters: it ends (no process waits forever for another's gradients), every checkpoint found
+    the processes' weights equal (the run stops otherwise: DDP had reduced no frozen-at-wrap part,
+    the base weights under peft's adapters included), one log line per step, one exported model."""
+    config = mini_config(photos, 4, checkpoint_every=2, validate_every=2)
+    path = tmp_path / "two.yaml"
+    path.write_text(yaml.safe_dump(dataclasses.asdict(config)), encoding="utf-8")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    command += ["-m", "rddm.cli", "train", "--config", str(path), "--out", str(tmp_path / "run")]
+    environment = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        command, env=environment, cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert result.returncode == 0, result.stdout[-1500:] + result.stderr[-3000:]
+    records = [json.loads(line) for line in (tmp_path / "run/log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "loss" in r] == [1, 2, 3, 4]
+    assert [r["step"] for r in records if "val_psnr_half" in r] == [0, 2, 4]
+    assert sorted(p.name for p in (tmp_path / "run/checkpoints").iterdir()) == ["step_2", "step_4"]
+    assert load_pipeline(str(tmp_path / "run/model")).info["steps"] == 4
 
 
 def test_divergence_stops_the_run(photos, tmp_path):

@@ -129,6 +129,8 @@ class PairBatches:
     def batch(self, step: int, process: int = 0) -> dict:
         rng = np.random.default_rng([self.seed, step, process])
         drawn = CFA_PATTERNS[rng.integers(4)]  # drawn in any case: the same stream of crops
+        if process:  # every process of a step trains the pattern of process 0: the same adapter
+            drawn = CFA_PATTERNS[np.random.default_rng([self.seed, step, 0]).integers(4)]
         pattern = self.canonical_pattern or drawn
         samples = []
         for _ in range(self.batch_size):

@@ -4,6 +4,13 @@ Every step draws a batch synthesized on the fly, runs both strength ends of the 
 minimises the weighted restoration loss of each. Checkpoints hold the weights, the optimiser and
 the step; a resumed run continues exactly where the last checkpoint stood. Every checkpoint also
 exports a loadable model folder (``<out>/model``).
+
+Under ``accelerate launch`` (or ``torchrun``) with several processes, each process trains on its own
+crops (the batch of step ``k`` of process ``p`` depends on the seed, ``k`` and ``p``) of one Bayer
+pattern shared by all of them at that step, so that every process runs the same adapter; DDP looks
+for unused parameters (the other adapters, a stage's frozen parts); the loss and the divergence
+check are over all processes; only the main process validates, logs and saves, and every
+checkpoint checks that the processes' weights are still the same.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, DistributedDataParallelKwargs
 from torch import nn
 
 from rddm.errors import RddmError
@@ -277,7 +284,12 @@ class _Run:
         self.config, self.out, self.accelerator = config, out, accelerator
         torch.manual_seed(config.seed)
         self.pipeline = starting_model(config)
-        self.trainer = accelerator.prepare(RDDMTrainer(self.pipeline))
+        trainer = RDDMTrainer(self.pipeline)
+        # DDP (several processes) reduces only the gradients of parameters that need one when it
+        # wraps the model: all of them, so that a stage (or an adapter) may train any part later.
+        # Each stage then freezes what it does not train (``trainable_parameters``).
+        trainer.requires_grad_(True)
+        self.trainer = accelerator.prepare(trainer)
         self.stage_index = -1
         self.step, self.seconds = 0, 0.0
 
@@ -292,6 +304,7 @@ class _Run:
         self.stage_index = index
 
     def save(self) -> None:
+        self.check_processes_agree()
         if not self.accelerator.is_main_process:
             return
         folder = self.out / "checkpoints" / f"step_{self.step}"
@@ -324,6 +337,22 @@ class _Run:
         shutil.rmtree(self.out / "model", ignore_errors=True)
         export.rename(self.out / "model")
 
+    def check_processes_agree(self) -> None:
+        """With several processes: raise if their weights differ (a part whose gradients DDP does
+        not reduce would train apart on each). Compares a float64 sum of each parameter."""
+        if self.accelerator.num_processes < 2:
+            return
+        model = self.accelerator.unwrap_model(self.trainer)
+        sums = torch.stack([parameter.detach().double().sum() for parameter in model.parameters()])
+        every = self.accelerator.gather(sums.to(self.accelerator.device)[None]).cpu()
+        differing = (every != every[0]).any(dim=0)
+        if bool(differing.any()):
+            names = [name for (name, _), bad in zip(model.named_parameters(), differing, strict=True) if bad]
+            raise RddmError(
+                f"the training processes' weights differ at step {self.step} ({len(names)} tensors, "
+                f"first {names[0]}): their gradients are not all reduced"
+            )
+
     def restore(self, checkpoint: Path) -> None:
         state = torch.load(checkpoint / "state.pt", map_location="cpu", weights_only=False)
         self.accelerator.unwrap_model(self.trainer).load_state_dict(state["model"])
@@ -348,8 +377,11 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     if config.threads:
         torch.set_num_threads(config.threads)
-    accelerator = Accelerator()
-    (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1))
+    # Inactive adapters and a stage's frozen parts get no gradient: DDP must not wait for them.
+    accelerator = Accelerator(kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+    main = accelerator.is_main_process
+    if main:
+        (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1))
     images = load_sources(config.data_dir, config.source_downscale_min_side)
     held_out = config.validation_images
     base = SynthConfig(
@@ -384,9 +416,11 @@ def train(
     end = min(config.total_steps, max_steps if max_steps is not None else config.total_steps)
     bar_off = not progress or not accelerator.is_main_process
     with (
-        (out / "log.jsonl").open("a", encoding="utf-8") as log,
+        (out / "log.jsonl").open("a", encoding="utf-8") if main else _NoLog() as log,
         tqdm(total=end, initial=run.step, unit="step", disable=bar_off) as bar,
     ):
+        if not main:  # only the main process validates (it alone logs the scores)
+            validation = []
         if validation and run.step == 0:  # the starting point, for the log's curve
             _log(log, {"step": 0, **_validate(run, validation)})
         stream = step_batches(batches, run.step, end, accelerator.process_index, config.data_workers)
@@ -416,6 +450,7 @@ def train(
             if run.step % config.checkpoint_every == 0 or run.step == end:
                 accelerator.wait_for_everyone()
                 run.save()
+    accelerator.wait_for_everyone()  # no process returns before the main one has exported the model
     return out / "model"
 
 
@@ -438,18 +473,35 @@ def _train_step(run: _Run, batch: dict, stage: Stage) -> dict:
     )
     run.optimizer.step()
     run.schedule.step()
-    return {
+    model = run.accelerator.unwrap_model(run.trainer)
+    losses = {
         "loss": float(loss.detach()),
-        "activation_absmax": float(run.accelerator.unwrap_model(run.trainer).activation_absmax),
-        "unet_active": round(float(run.accelerator.unwrap_model(run.trainer).unet_active), 4),
+        "activation_absmax": float(model.activation_absmax),
+        "unet_active": round(float(model.unet_active), 4),
         "lr": run.schedule.get_last_lr()[0],
         **{f"fidelity_{k}": v for k, v in parts.items()},
         **{f"restored_{k}": v for k, v in parts_restored.items()},
     }
+    return _over_processes(run.accelerator, losses)
+
+
+def _over_processes(accelerator: Accelerator, losses: dict) -> dict:
+    """With several processes: every figure averaged over them (the largest activation their
+    largest), the same on every process, so that all of them stop together on a divergence."""
+    if accelerator.num_processes < 2:
+        return losses
+    names = [name for name in losses if name != "lr"]
+    values = torch.tensor([[losses[name] for name in names]], dtype=torch.float64, device=accelerator.device)
+    every = accelerator.gather(values).cpu()
+    merged = {name: float(every[:, index].mean()) for index, name in enumerate(names)}
+    merged["activation_absmax"] = float(every[:, names.index("activation_absmax")].max())
+    merged["unet_active"] = round(merged["unet_active"], 4)
+    return {**losses, **merged}
 
 
 def _validate(run: _Run, batches: list[dict]) -> dict:
-    return validation_scores(run.trainer, batches, run.accelerator.device)
+    # The model itself, not DDP's wrapper: the main process validates alone, without collectives.
+    return validation_scores(run.accelerator.unwrap_model(run.trainer), batches, run.accelerator.device)
 
 
 @torch.no_grad()
@@ -465,6 +517,22 @@ def validation_scores(trainer: nn.Module, batches: list[dict], device: torch.dev
         scores["restored"] += psnr_srgb(restored, target, to_srgb).tolist()
         scores["half"] += psnr_srgb((fidelity + restored) / 2, target, to_srgb).tolist()
     return {f"val_psnr_{k}": round(sum(v) / len(v), 3) for k, v in scores.items()}
+
+
+class _NoLog:
+    """The log of a process other than the main one: writes nothing."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def write(self, text: str) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
 
 
 def _log(handle, record: dict) -> None:
