@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -414,9 +415,9 @@ def train(
     if checkpoint is not None:
         run.restore(checkpoint)
     end = min(config.total_steps, max_steps if max_steps is not None else config.total_steps)
-    bar_off = not progress or not accelerator.is_main_process
+    bar_off = not progress or not main
     with (
-        (out / "log.jsonl").open("a", encoding="utf-8") if main else _NoLog() as log,
+        (out / "log.jsonl" if main else Path(os.devnull)).open("a", encoding="utf-8") as log,
         tqdm(total=end, initial=run.step, unit="step", disable=bar_off) as bar,
     ):
         if not main:  # only the main process validates (it alone logs the scores)
@@ -517,22 +518,6 @@ def validation_scores(trainer: nn.Module, batches: list[dict], device: torch.dev
         scores["restored"] += psnr_srgb(restored, target, to_srgb).tolist()
         scores["half"] += psnr_srgb((fidelity + restored) / 2, target, to_srgb).tolist()
     return {f"val_psnr_{k}": round(sum(v) / len(v), 3) for k, v in scores.items()}
-
-
-class _NoLog:
-    """The log of a process other than the main one: writes nothing."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        return None
-
-    def write(self, text: str) -> None:
-        pass
-
-    def flush(self) -> None:
-        pass
 
 
 def _log(handle, record: dict) -> None:
